@@ -1,0 +1,197 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/peernet/peernet/testing/netns"
+	"github.com/peernet/peernet/trust"
+)
+
+func TestNewMDNS(t *testing.T) {
+	self := testPeer(t, 1)
+	tests := []struct {
+		name    string
+		cfg     MDNSConfig
+		wantErr bool
+	}{
+		{"minimal", MDNSConfig{Self: self, Port: 7000}, false},
+		{"everything set", MDNSConfig{Self: self, Port: 65535, Interfaces: []string{"eth0"}, AnnounceInterval: time.Second, QueryInterval: time.Hour, MaxTracked: 1}, false},
+		{"no self", MDNSConfig{Port: 7000}, true},
+		{"no port", MDNSConfig{Self: self}, true},
+		{"port too large", MDNSConfig{Self: self, Port: 65536}, true},
+		{"announce too often", MDNSConfig{Self: self, Port: 7000, AnnounceInterval: time.Millisecond}, true},
+		{"announce too rarely", MDNSConfig{Self: self, Port: 7000, AnnounceInterval: time.Hour}, true},
+		{"query too often", MDNSConfig{Self: self, Port: 7000, QueryInterval: 999 * time.Millisecond}, true},
+		{"negative MaxTracked", MDNSConfig{Self: self, Port: 7000, MaxTracked: -1}, true},
+		{"empty interface name", MDNSConfig{Self: self, Port: 7000, Interfaces: []string{""}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orig := tt.cfg
+			orig.Interfaces = slices.Clone(tt.cfg.Interfaces)
+			m, err := NewMDNS(tt.cfg)
+			if tt.wantErr {
+				if !errors.Is(err, ErrInvalidConfig) {
+					t.Fatalf("NewMDNS = %v, want ErrInvalidConfig", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewMDNS: %v", err)
+			}
+			if m.cfg.AnnounceInterval == 0 || m.cfg.QueryInterval == 0 || m.cfg.MaxTracked == 0 || m.log == nil {
+				t.Errorf("defaults not applied: %+v", m.cfg)
+			}
+			if tt.cfg.AnnounceInterval != orig.AnnounceInterval || tt.cfg.MaxTracked != orig.MaxTracked ||
+				!slices.Equal(tt.cfg.Interfaces, orig.Interfaces) {
+				t.Error("NewMDNS modified the caller's config")
+			}
+		})
+	}
+}
+
+func TestUsableAddrs(t *testing.T) {
+	eth := &link{name: "eth0"}
+	lo := &link{name: "lo", loopback: true}
+	src := netip.MustParseAddr("10.0.0.9")
+	tests := []struct {
+		name  string
+		addrs []string
+		l     *link
+		src   netip.Addr
+		want  []string
+	}{
+		{"kept as is", []string{"10.0.0.2", "fd77::2"}, eth, src, []string{"10.0.0.2", "fd77::2"}},
+		{"link-local gets the zone", []string{"fe80::1"}, eth, src, []string{"fe80::1%eth0"}},
+		{"loopback dropped off loopback", []string{"127.0.0.1", "::1", "10.0.0.2"}, eth, src, []string{"10.0.0.2"}},
+		{"loopback kept on loopback", []string{"127.0.0.1"}, lo, src, []string{"127.0.0.1"}},
+		{"source stands in", nil, eth, src, []string{"10.0.0.9"}},
+		{"link-local source gets the zone", nil, eth, netip.MustParseAddr("fe80::9"), []string{"fe80::9%eth0"}},
+		{"unusable source", nil, eth, netip.Addr{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var in []netip.Addr
+			for _, s := range tt.addrs {
+				in = append(in, netip.MustParseAddr(s))
+			}
+			var got []string
+			for _, a := range usableAddrs(in, tt.l, tt.src) {
+				got = append(got, a.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("usableAddrs = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMDNSRunOnce runs an MDNS restricted to an interface that does not
+// exist, so it binds port 5353 but sends nothing, and checks that a second
+// concurrent Run is refused and that Run returns, with its goroutines gone,
+// when ctx is cancelled.
+func TestMDNSRunOnce(t *testing.T) {
+	m, err := NewMDNS(MDNSConfig{Self: testPeer(t, 1), Port: 7000, Interfaces: []string{"pn-none"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- m.Run(ctx, func(Hint) {}) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !m.running.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := m.Run(ctx, func(Hint) {}); !errors.Is(err, ErrRunning) && !errors.Is(err, ErrNoSocket) {
+		t.Errorf("second Run = %v, want ErrRunning", err)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if errors.Is(err, ErrNoSocket) {
+			t.Skipf("skipping: cannot bind the mDNS port here: %v", err)
+		}
+		if err != nil {
+			t.Errorf("Run = %v, want nil after cancel", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after ctx was cancelled")
+	}
+}
+
+// loopbackEnv marks the re-run of TestMDNSLoopback inside a namespace.
+const loopbackEnv = "PEERNET_DISCOVERY_LOOPBACK"
+
+// TestMDNSLoopback runs two instances in one process on the loopback
+// interface. Loopback usually has no multicast: then, as root, the test
+// re-runs itself in a fresh network namespace whose loopback has multicast
+// turned on (never touching the host's own); otherwise it skips.
+func TestMDNSLoopback(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err == nil && lo.Flags&(net.FlagUp|net.FlagMulticast) == net.FlagUp|net.FlagMulticast {
+		testLoopback(t)
+		return
+	}
+	if os.Getenv(loopbackEnv) != "" {
+		t.Fatal("lo has no multicast inside the test namespace")
+	}
+	if err := netns.Available(); err != nil {
+		t.Skipf("skipping: lo has no multicast here, and %v", err)
+	}
+	h := netns.New(t, 1).Host(0)
+	if out, err := h.Command(t.Context(), "ip", "link", "set", "lo", "multicast", "on").CombinedOutput(); err != nil {
+		t.Fatalf("enabling multicast on lo in %s: %v: %s", h.Name, err, out)
+	}
+	if out, err := h.HelperCommand(t.Context(), "TestMDNSLoopback", loopbackEnv+"=1").CombinedOutput(); err != nil {
+		t.Fatalf("TestMDNSLoopback in %s: %v\n%s", h.Name, err, out)
+	}
+}
+
+func testLoopback(t *testing.T) {
+	a, b := testPeer(t, 1), testPeer(t, 2)
+	hints := make(chan Hint, 64)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 2)
+	for i, id := range []trust.PeerID{a, b} {
+		m, err := NewMDNS(MDNSConfig{Self: id, Port: 7000 + i, Interfaces: []string{"lo"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			done <- m.Run(ctx, func(h Hint) {
+				select {
+				case hints <- h:
+				default:
+				}
+			})
+		}()
+	}
+	defer func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}()
+	want := map[trust.PeerID]uint16{a: 7000, b: 7001}
+	timeout := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case h := <-hints:
+			if port, ok := want[h.Peer]; ok && h.Addr.Port() == port && h.Addr.Addr().IsLoopback() {
+				delete(want, h.Peer)
+			}
+		case <-timeout:
+			t.Fatalf("no loopback hint for %d peers within 10s", len(want))
+		}
+	}
+}
