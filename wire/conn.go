@@ -1,0 +1,379 @@
+package wire
+
+import (
+	"bufio"
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peernet/peernet/trust"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Record layout (§4):
+//
+//	offset size field
+//	0      2    length n of the ciphertext (16 ≤ n ≤ MaxRecordSize)
+//	2      n    ChaCha20-Poly1305 ciphertext of up to MaxRecordPlaintext bytes + 16-byte tag
+//
+// The nonce is implicit: a per-direction counter from 0, encoded as Noise's
+// ChaChaPoly nonce (4 zero bytes, then the counter little-endian).
+const (
+	// MaxRecordSize is the most ciphertext bytes one record carries: the
+	// Noise transport message limit.
+	MaxRecordSize = 65535
+	// MaxRecordPlaintext is the most plaintext bytes one record carries.
+	MaxRecordPlaintext = MaxRecordSize - recordTagSize
+
+	recordHeaderLen = 2
+	recordTagSize   = chacha20poly1305.Overhead
+
+	// maxRecordNonce is the last nonce a record may use: Noise reserves
+	// 2^64-1 (for rekeying), so a direction that would reach it is exhausted.
+	maxRecordNonce = math.MaxUint64 - 1
+
+	// readBufferSize lets one bufio.Reader hold a whole maximal record, so a
+	// record is decrypted where it was read, and many small records cost one
+	// read from the network.
+	readBufferSize = recordHeaderLen + MaxRecordSize
+
+	// recordsPerWrite bounds how many records one write to the network
+	// carries, and so the output buffer a Conn keeps (about 256 KiB).
+	recordsPerWrite = 4
+)
+
+// Conn is an established PeerNet connection: a net.Conn whose Read and Write
+// carry the plaintext byte stream of §4 over Noise transport records. Client
+// and Server return it; the zero value is not usable.
+//
+// A Conn is safe for concurrent use: Read and Write may run at the same time
+// (each is serialised with itself), and Close, the deadline setters and the
+// address getters may be called from any goroutine at any time.
+//
+// A record that fails to authenticate, a malformed record, or nonce
+// exhaustion breaks the Conn for good: it closes the underlying connection,
+// and every later Read and Write returns the same error (ErrRecordAuth,
+// ErrBadRecord or ErrNonceExhausted). Timeouts from the deadlines are not
+// fatal: a Read or Write that times out may be retried. Any other write error
+// sticks: later Writes return it.
+type Conn struct {
+	raw    net.Conn
+	remote trust.PeerID
+
+	rmu      sync.Mutex // serialises Read
+	br       *bufio.Reader
+	recv     cipher.AEAD
+	rnonce   uint64
+	rnb      [chacha20poly1305.NonceSize]byte
+	leftover []byte // plaintext not yet returned, decrypted in place in br's buffer
+	consumed int    // bytes to discard from br once leftover is returned
+
+	wmu  sync.Mutex // serialises Write
+	send cipher.AEAD
+	// wnonce is the nonce of the next record to encrypt.
+	wnonce uint64
+	wnb    [chacha20poly1305.NonceSize]byte
+	// wbuf holds the records of one write; it is reused, so steady-state
+	// writes do not allocate. Its first wpending bytes are the rest of a
+	// record that a timed-out write had begun: they go out first.
+	wbuf     []byte
+	wpending int
+	werr     error // sticky non-timeout write error
+
+	closed    atomic.Bool
+	broken    atomic.Pointer[error]
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ net.Conn = (*Conn)(nil)
+
+// newConn wraps raw, read through br, after a completed handshake. sendKey
+// and recvKey are the Noise Split() keys of this side.
+func newConn(raw net.Conn, br *bufio.Reader, sendKey, recvKey [32]byte, remote trust.PeerID) *Conn {
+	send, err := chacha20poly1305.New(sendKey[:])
+	if err != nil {
+		panic(err) // only for a key of the wrong size
+	}
+	recv, err := chacha20poly1305.New(recvKey[:])
+	if err != nil {
+		panic(err)
+	}
+	return &Conn{raw: raw, remote: remote, br: br, recv: recv, send: send}
+}
+
+// RemotePeer returns the peer's PeerID, authenticated by the handshake.
+func (c *Conn) RemotePeer() trust.PeerID { return c.remote }
+
+// LocalAddr returns the underlying connection's local address.
+func (c *Conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
+
+// RemoteAddr returns the underlying connection's remote address.
+func (c *Conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+
+// SetDeadline sets the read and write deadlines of the underlying connection.
+func (c *Conn) SetDeadline(t time.Time) error { return c.raw.SetDeadline(t) }
+
+// SetReadDeadline sets the underlying connection's read deadline.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the underlying connection's write deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+
+// Close closes the underlying connection, unblocking any Read or Write. It
+// is idempotent: later calls return what the first returned. Plaintext not yet
+// read, and the rest of a record from a timed-out Write, are dropped.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.closeRaw()
+}
+
+func (c *Conn) closeRaw() error {
+	c.closeOnce.Do(func() { c.closeErr = c.raw.Close() })
+	return c.closeErr
+}
+
+// fail breaks the Conn with err, unless it is already broken, closes the
+// underlying connection and returns the error that broke it.
+func (c *Conn) fail(err error) error {
+	if c.broken.CompareAndSwap(nil, &err) {
+		c.closeRaw()
+	}
+	return *c.broken.Load()
+}
+
+// usable returns why the Conn can no longer be used, if it cannot.
+func (c *Conn) usable() error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	if err := c.broken.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// Read reads plaintext into p. It blocks until at least one byte is
+// available, the read deadline passes, or the Conn fails. Record boundaries
+// are invisible: one Read may return part of a record or several records.
+// Errors from the underlying connection (io.EOF at a record boundary,
+// timeouts) are returned as they are; an end of stream inside a record is
+// io.ErrUnexpectedEOF.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for n == 0 && len(c.leftover) == 0 { // empty records carry nothing: skip them
+		var err error
+		if n, err = c.readRecord(p); err != nil {
+			return 0, err
+		}
+	}
+	if n == 0 {
+		n = c.takeLeftover(p)
+	}
+	// Records already buffered in full whose plaintext fits go straight into
+	// p, so a large p drains many small records in one call.
+	for n < len(p) && len(c.leftover) == 0 && c.fitsBuffered(len(p)-n) {
+		m, err := c.readRecord(p[n:])
+		if err != nil {
+			break // sticky, or retried: reported by the next Read
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// readRecord reads and decrypts the next record. If its plaintext fits in
+// dst it is decrypted into dst and its length returned; otherwise it is
+// decrypted in place and left in c.leftover. A timeout leaves the record in
+// br, to be read again.
+func (c *Conn) readRecord(dst []byte) (int, error) {
+	hdr, err := c.br.Peek(recordHeaderLen)
+	if err != nil {
+		return 0, endOfStream(err, len(hdr))
+	}
+	size := int(binary.BigEndian.Uint16(hdr))
+	if size < recordTagSize {
+		return 0, c.fail(fmt.Errorf("%w: length %d is below the %d-byte tag", ErrBadRecord, size, recordTagSize))
+	}
+	rec, err := c.br.Peek(recordHeaderLen + size)
+	if err != nil {
+		return 0, endOfStream(err, len(rec))
+	}
+	if c.rnonce > maxRecordNonce {
+		return 0, c.fail(ErrNonceExhausted)
+	}
+	binary.LittleEndian.PutUint64(c.rnb[4:], c.rnonce)
+	ct := rec[recordHeaderLen:]
+	inPlace := len(dst) < size-recordTagSize
+	if inPlace {
+		dst = ct
+	}
+	pt, err := c.recv.Open(dst[:0], c.rnb[:], ct, nil)
+	if err != nil {
+		return 0, c.fail(fmt.Errorf("%w (record %d)", ErrRecordAuth, c.rnonce))
+	}
+	c.rnonce++
+	if inPlace {
+		c.leftover, c.consumed = pt, recordHeaderLen+size
+		return 0, nil
+	}
+	c.br.Discard(recordHeaderLen + size)
+	return len(pt), nil
+}
+
+// fitsBuffered reports whether br holds a whole record whose plaintext fits
+// in room bytes, so reading it cannot block.
+func (c *Conn) fitsBuffered(room int) bool {
+	if c.br.Buffered() < recordHeaderLen {
+		return false
+	}
+	hdr, _ := c.br.Peek(recordHeaderLen)
+	size := int(binary.BigEndian.Uint16(hdr))
+	return c.br.Buffered() >= recordHeaderLen+size && size-recordTagSize <= room
+}
+
+// takeLeftover copies leftover plaintext into p and releases the record's
+// bytes in br once all of it is taken.
+func (c *Conn) takeLeftover(p []byte) int {
+	n := copy(p, c.leftover)
+	c.leftover = c.leftover[n:]
+	if len(c.leftover) == 0 {
+		c.br.Discard(c.consumed)
+		c.leftover, c.consumed = nil, 0
+	}
+	return n
+}
+
+// endOfStream turns an io.EOF after part of a record into
+// io.ErrUnexpectedEOF.
+func endOfStream(err error, got int) error {
+	if err == io.EOF && got > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readVerdict reads the responder's first record, which must hold exactly
+// one byte (§3.4).
+func (c *Conn) readVerdict() (Verdict, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if _, err := c.readRecord(nil); err != nil {
+		return 0, err
+	}
+	if len(c.leftover) != 1 {
+		return 0, fmt.Errorf("%w: %d-byte record", ErrBadVerdict, len(c.leftover))
+	}
+	var v [1]byte
+	c.takeLeftover(v[:])
+	return Verdict(v[0]), nil
+}
+
+// Write encrypts p into records of at most MaxRecordPlaintext bytes and
+// writes them with one write to the underlying connection (one per
+// recordsPerWrite records for a larger p). It blocks until all of p is
+// written, the write deadline passes, or the Conn fails. The Conn does not
+// keep p.
+//
+// n counts the bytes of p that are committed to the stream. After a timeout
+// the last committed record may be only partly written; its rest goes out at
+// the start of the next Write, and bytes not committed may be written again.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	written := 0
+	for len(p) > 0 {
+		batch := p[:min(len(p), recordsPerWrite*MaxRecordPlaintext)]
+		n, err := c.writeRecords(batch)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[len(batch):]
+	}
+	return written, nil
+}
+
+// writeRecords encrypts p, at most recordsPerWrite records' worth, after any
+// pending bytes and writes it all with one call.
+func (c *Conn) writeRecords(p []byte) (int, error) {
+	records := (len(p) + MaxRecordPlaintext - 1) / MaxRecordPlaintext
+	if need := c.wpending + len(p) + records*(recordHeaderLen+recordTagSize); cap(c.wbuf) < need {
+		b := make([]byte, c.wpending, need)
+		copy(b, c.wbuf[:c.wpending])
+		c.wbuf = b
+	}
+	buf := c.wbuf[:c.wpending]
+	first := c.wnonce
+	for rest := p; len(rest) > 0; {
+		if c.wnonce > maxRecordNonce {
+			return 0, c.fail(ErrNonceExhausted)
+		}
+		chunk := rest[:min(len(rest), MaxRecordPlaintext)]
+		rest = rest[len(chunk):]
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(chunk)+recordTagSize))
+		binary.LittleEndian.PutUint64(c.wnb[4:], c.wnonce)
+		buf = c.send.Seal(buf, c.wnb[:], chunk, nil)
+		c.wnonce++
+	}
+	m, err := c.raw.Write(buf)
+	if err == nil {
+		c.wpending = 0
+		return len(p), nil
+	}
+	return c.writeFailed(buf, m, len(p), first, err)
+}
+
+// writeFailed accounts for a write of buf that stopped after m bytes with
+// err: records begun are committed, and the rest of a partly written one is
+// kept as pending; records not begun are dropped and their nonces reused,
+// which is safe because their ciphertext never left the Conn.
+func (c *Conn) writeFailed(buf []byte, m, plain int, first uint64, err error) (int, error) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.werr = err
+	}
+	keep := c.wbuf[:cap(c.wbuf)] // buf shares it; copy handles the overlap
+	if m < c.wpending {
+		c.wpending = copy(keep, buf[m:c.wpending])
+		c.wnonce = first
+		return 0, err
+	}
+	off, committed, nonce := c.wpending, 0, first
+	c.wpending = 0
+	for rest := plain; rest > 0 && m > off; {
+		l := min(rest, MaxRecordPlaintext)
+		rest -= l
+		end := off + recordHeaderLen + l + recordTagSize
+		committed += l
+		nonce++
+		if m < end {
+			c.wpending = copy(keep, buf[m:end])
+			break
+		}
+		off = end
+	}
+	c.wnonce = nonce
+	return committed, err
+}
