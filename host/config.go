@@ -1,0 +1,175 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/peernet/peernet/discovery"
+	"github.com/peernet/peernet/wire"
+)
+
+// Defaults for the zero fields of a Config.
+const (
+	DefaultListenAddr         = "127.0.0.1:0"
+	DefaultCallTimeout        = 5 * time.Second // the original library's call timeout
+	DefaultHandshakeTimeout   = 5 * time.Second
+	DefaultMaxHandshakes      = 64
+	DefaultMaxInflightPerPeer = 1024
+	DefaultMaxConcurrent      = 256
+	DefaultPingInterval       = 10 * time.Second
+	DefaultReconnectMin       = 100 * time.Millisecond
+	DefaultReconnectMax       = 30 * time.Second
+	DefaultMaxWriteQueue      = 8 << 20
+)
+
+// Config configures a Node. Only Name and DataDir are required; every other
+// zero field takes the default named on it. Start copies the Config and never
+// writes to the caller's value.
+type Config struct {
+	// Name identifies the node in its log lines and must be unique among the
+	// nodes running in this process.
+	Name string
+
+	// DataDir holds the identity keyfile, the trust list and the lock file.
+	// It is created (mode 0700) if missing. Two nodes may not share it.
+	DataDir string
+
+	// ListenAddr is the TCP address to listen on; port 0 picks a free port
+	// (see Node.Port). Default DefaultListenAddr, loopback only.
+	ListenAddr string
+
+	// Logger receives the node's logs, named after Name. Default: discard.
+	Logger hclog.Logger
+
+	// CallTimeout applies to Call when its context has no deadline.
+	// Default DefaultCallTimeout.
+	CallTimeout time.Duration
+
+	// HandshakeTimeout bounds a connection's handshake, inbound or outbound,
+	// from TCP accept or connect to both sides authenticated.
+	// Default DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+
+	// MaxHandshakes caps inbound handshakes in progress at once; further
+	// connections are closed at once until one finishes.
+	// Default DefaultMaxHandshakes.
+	MaxHandshakes int
+
+	// MaxMessageSize caps one message (args or result plus a few header
+	// bytes) in both directions; both peers should agree on it.
+	// Default wire.DefaultMaxMessageSize.
+	MaxMessageSize int
+
+	// MaxInflightPerPeer caps the inbound calls and sends one peer may have
+	// running at once; excess calls are answered "overloaded".
+	// Default DefaultMaxInflightPerPeer.
+	MaxInflightPerPeer int
+
+	// MaxWriteQueue caps the bytes queued for one connection before senders
+	// wait for the network. Default DefaultMaxWriteQueue.
+	MaxWriteQueue int
+
+	// PingInterval is how often an idle connection is pinged. A connection
+	// that has received nothing for three intervals is closed as dead.
+	// Default DefaultPingInterval.
+	PingInterval time.Duration
+
+	// ReconnectMin and ReconnectMax bound the jittered exponential backoff
+	// with which peers whose address is known are redialled after their
+	// connection drops. Defaults DefaultReconnectMin and DefaultReconnectMax.
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+
+	// MDNS, if set, turns on multicast DNS discovery: the node announces
+	// itself on the local network and dials trusted peers it hears of.
+	// Off by default.
+	MDNS *MDNSConfig
+
+	// Discovery lists further sources of address hints (a static list, a
+	// rendezvous service). Like mDNS hints, they are used only for trusted
+	// peers, and the handshake still proves the key.
+	Discovery []discovery.Source
+}
+
+// MDNSConfig configures mDNS discovery; the zero value announces and
+// browses on every multicast-capable interface.
+type MDNSConfig struct {
+	// Interfaces limits discovery to these interface names.
+	Interfaces []string
+	// AnnounceInterval and QueryInterval override discovery's defaults.
+	AnnounceInterval time.Duration
+	QueryInterval    time.Duration
+}
+
+// withDefaults returns a copy of c with defaults filled in, or an error
+// naming the first invalid field.
+func (c Config) withDefaults() (Config, error) {
+	if c.Name == "" {
+		return c, errors.New("host: Config.Name is required")
+	}
+	if c.DataDir == "" {
+		return c, errors.New("host: Config.DataDir is required")
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return c, fmt.Errorf("host: Config.ListenAddr %q: %w", c.ListenAddr, err)
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	setDuration(&c.CallTimeout, DefaultCallTimeout)
+	setDuration(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDuration(&c.PingInterval, DefaultPingInterval)
+	setDuration(&c.ReconnectMin, DefaultReconnectMin)
+	setDuration(&c.ReconnectMax, DefaultReconnectMax)
+	setInt(&c.MaxHandshakes, DefaultMaxHandshakes)
+	setInt(&c.MaxMessageSize, wire.DefaultMaxMessageSize)
+	setInt(&c.MaxInflightPerPeer, DefaultMaxInflightPerPeer)
+	setInt(&c.MaxWriteQueue, DefaultMaxWriteQueue)
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"CallTimeout", c.CallTimeout}, {"HandshakeTimeout", c.HandshakeTimeout},
+		{"PingInterval", c.PingInterval}, {"ReconnectMin", c.ReconnectMin}, {"ReconnectMax", c.ReconnectMax},
+	} {
+		if f.v < 0 {
+			return c, fmt.Errorf("host: Config.%s is negative (%v)", f.name, f.v)
+		}
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		return c, fmt.Errorf("host: Config.ReconnectMax (%v) is below ReconnectMin (%v)", c.ReconnectMax, c.ReconnectMin)
+	}
+	if c.MaxMessageSize < minMessageSize {
+		return c, fmt.Errorf("host: Config.MaxMessageSize %d is below the minimum %d", c.MaxMessageSize, minMessageSize)
+	}
+	if c.MaxHandshakes < 0 || c.MaxInflightPerPeer < 0 || c.MaxWriteQueue < 0 {
+		return c, errors.New("host: Config limits must not be negative")
+	}
+	if c.MaxWriteQueue < c.MaxMessageSize {
+		c.MaxWriteQueue = c.MaxMessageSize
+	}
+	return c, nil
+}
+
+// minMessageSize leaves room for a call with the longest handle and a
+// little data; anything smaller could not carry an ordinary call.
+const minMessageSize = 1024
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+func setInt(i *int, def int) {
+	if *i == 0 {
+		*i = def
+	}
+}

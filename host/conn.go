@@ -1,0 +1,520 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/wire"
+)
+
+// flushTimeout bounds how long a closing connection tries to deliver its
+// last queued messages (a goaway, final replies) to a peer that may have
+// stopped reading.
+const flushTimeout = time.Second
+
+// conn is one authenticated connection to a peer. It owns two goroutines:
+// the reader, which decodes and dispatches inbound messages, and the writer,
+// which coalesces queued messages into as few records and syscalls as it can.
+//
+// Lock order: Node.mu, then any of conn's mutexes; conn never takes Node.mu
+// while holding its own.
+type conn struct {
+	n      *Node
+	sc     *wire.Conn
+	peer   trust.PeerID
+	dialed bool // we were the dialer
+	log    hclog.Logger
+	ctx    context.Context // cancelled when the connection closes; parent of handler contexts
+	cancel context.CancelFunc
+
+	// Writer state, guarded by wmu. Senders append encoded messages to
+	// queue; the writer swaps it out whole and writes it with one Write.
+	wmu     sync.Mutex
+	wready  sync.Cond // queue non-empty or closing
+	wspace  sync.Cond // queue has room or closing
+	queue   []byte
+	closing bool  // no more messages accepted; the writer flushes and exits
+	err     error // why the connection closed; set with closing
+
+	// Outbound calls in flight, guarded by pmu.
+	pmu     sync.Mutex
+	pending map[uint64]*pendingCall
+	lastID  uint64
+
+	// Inbound requests in flight, guarded by imu.
+	imu     sync.Mutex
+	inbound map[uint64]context.CancelFunc // calls only, for cancel messages
+	running int                           // calls and sends
+
+	// Tie-break drain (see retire): both sides send goaway "replaced" on
+	// the losing connection and close it once neither has work on it.
+	retired     atomic.Bool // we sent goaway replaced
+	peerRetired atomic.Bool // the peer sent goaway replaced
+
+	recv      atomic.Uint64 // messages received, for liveness
+	lastRecv  uint64        // recv at the previous liveness tick; pinger only
+	idleTicks int           // pinger only
+
+	writerDone chan struct{}
+}
+
+type pendingCall struct {
+	ch chan callResult // buffered 1; exactly one result is ever sent
+}
+
+type callResult struct {
+	status wire.Status
+	body   []byte
+	err    error // connection-level failure; status is meaningless
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan callResult, 1)} }}
+
+func newConn(n *Node, sc *wire.Conn, dialed bool) *conn {
+	c := &conn{
+		n:          n,
+		sc:         sc,
+		peer:       sc.RemotePeer(),
+		dialed:     dialed,
+		pending:    make(map[uint64]*pendingCall),
+		inbound:    make(map[uint64]context.CancelFunc),
+		writerDone: make(chan struct{}),
+	}
+	c.log = n.log.With("peer", c.peer.Short())
+	c.wready.L = &c.wmu
+	c.wspace.L = &c.wmu
+	c.ctx, c.cancel = context.WithCancel(n.ctx)
+	return c
+}
+
+// start launches the reader and writer; both are counted in n.wg.
+func (c *conn) start() {
+	c.n.wg.Add(2)
+	go func() {
+		defer c.n.wg.Done()
+		c.writeLoop()
+	}()
+	go func() {
+		defer c.n.wg.Done()
+		c.readLoop()
+		<-c.writerDone
+		c.n.connGone(c)
+	}()
+}
+
+// enqueue encodes m onto the write queue. It blocks while the queue is full,
+// until ctx is done. It fails with the connection's error once it is closing.
+func (c *conn) enqueue(ctx context.Context, m *wire.Message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.closing && len(c.queue) > c.n.cfg.MaxWriteQueue {
+		stop := context.AfterFunc(ctx, func() {
+			c.wmu.Lock()
+			c.wspace.Broadcast()
+			c.wmu.Unlock()
+		})
+		defer stop()
+		for !c.closing && len(c.queue) > c.n.cfg.MaxWriteQueue && ctx.Err() == nil {
+			c.wspace.Wait()
+		}
+		if err := ctx.Err(); err != nil && !c.closing {
+			return err
+		}
+	}
+	if c.closing {
+		return c.err
+	}
+	wasEmpty := len(c.queue) == 0
+	if c.queue == nil {
+		c.queue = getBuf()
+	}
+	q, err := wire.AppendMessage(c.queue, m, c.n.cfg.MaxMessageSize)
+	if err != nil {
+		return err
+	}
+	c.queue = q
+	if wasEmpty {
+		c.wready.Signal()
+	}
+	return nil
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	var out []byte
+	for {
+		c.wmu.Lock()
+		for len(c.queue) == 0 && !c.closing {
+			c.wready.Wait()
+		}
+		if len(c.queue) == 0 {
+			c.wmu.Unlock()
+			break
+		}
+		out, c.queue = c.queue, nil
+		c.wspace.Broadcast()
+		c.wmu.Unlock()
+
+		_, err := c.sc.Write(out)
+		putBuf(out)
+		out = nil
+		if err != nil {
+			c.shutdown(connErr(err), false)
+			break
+		}
+	}
+	c.sc.Close()
+}
+
+func (c *conn) readLoop() {
+	dec := wire.NewDecoder(c.sc, c.n.cfg.MaxMessageSize)
+	var m wire.Message
+	for {
+		if err := dec.Decode(&m); err != nil {
+			if isProtocolErr(err) {
+				c.log.Warn("closing connection: protocol error", "error", err)
+				c.shutdownWith(err, wire.GoawayProtocolError, err.Error())
+			} else {
+				c.shutdown(connErr(err), false)
+			}
+			return
+		}
+		c.recv.Add(1)
+		switch m.Type {
+		case wire.TypeCall:
+			c.handleRequest(&m, KindCall)
+		case wire.TypeSend:
+			c.handleRequest(&m, KindSend)
+		case wire.TypeReply:
+			c.handleReply(&m)
+		case wire.TypeCancel:
+			c.imu.Lock()
+			cancel := c.inbound[m.ID]
+			c.imu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+		case wire.TypePing:
+			pong := wire.Message{Type: wire.TypePong, Opaque: m.Opaque}
+			c.enqueue(context.Background(), &pong) // fails only when closing
+		case wire.TypePong:
+			// Receiving it was the point.
+		case wire.TypeGoaway:
+			if m.Code == wire.GoawayReplaced {
+				c.peerRetired.Store(true)
+				c.maybeFinishRetire()
+				continue
+			}
+			c.log.Debug("peer sent goaway", "code", m.Code, "reason", string(m.Body))
+			err := &GoawayError{Code: m.Code, Reason: string(m.Body)}
+			c.shutdown(err, false)
+			return
+		}
+	}
+}
+
+// GoawayError is the reason a connection closed when the peer closed it
+// with a goaway message. It matches ErrConnLost.
+type GoawayError struct {
+	Code   wire.GoawayCode
+	Reason string
+}
+
+func (e *GoawayError) Error() string {
+	if e.Reason == "" {
+		return "host: peer closed the connection: " + e.Code.String()
+	}
+	return "host: peer closed the connection: " + e.Code.String() + ": " + e.Reason
+}
+
+// Is makes a GoawayError match ErrConnLost, and ErrNotTrustedByPeer when the
+// peer dropped us from its trust list.
+func (e *GoawayError) Is(target error) bool {
+	return target == ErrConnLost || (target == ErrNotTrustedByPeer && e.Code == wire.GoawayUntrusted)
+}
+
+func isProtocolErr(err error) bool {
+	return errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrUnknownType) || errors.Is(err, wire.ErrMessageTooLarge)
+}
+
+// connErr turns a transport error into the error pending calls see.
+func connErr(err error) error {
+	if errors.Is(err, ErrConnLost) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	return &connLostError{err}
+}
+
+type connLostError struct{ err error }
+
+func (e *connLostError) Error() string { return "host: connection lost: " + e.err.Error() }
+func (e *connLostError) Unwrap() error { return e.err }
+func (e *connLostError) Is(target error) bool {
+	return target == ErrConnLost
+}
+
+// handleRequest admits an inbound call or send and runs it in its own
+// goroutine. Rejections are answered from the reader without a goroutine.
+func (c *conn) handleRequest(m *wire.Message, kind Kind) {
+	reject := func(st wire.Status, msg string) {
+		if kind == KindCall {
+			c.reply(m.ID, st, []byte(msg))
+		}
+	}
+	if c.n.draining.Load() {
+		reject(wire.StatusUnavailable, "node is shutting down")
+		return
+	}
+	c.imu.Lock()
+	if c.running >= c.n.cfg.MaxInflightPerPeer {
+		c.imu.Unlock()
+		reject(wire.StatusOverloaded, "too many requests in flight from this peer")
+		return
+	}
+	e, st := c.n.admit(c.peer, m.Handle)
+	if st != wire.StatusOK {
+		c.imu.Unlock()
+		reject(st, "")
+		return
+	}
+	c.running++
+	ctx, cancel := c.ctx, context.CancelFunc(nil)
+	if m.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	id := m.ID
+	if kind == KindCall {
+		c.inbound[id] = cancel
+	}
+	c.imu.Unlock()
+
+	req := &Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: clone(m.Body)}
+	c.n.wg.Add(1)
+	go func() {
+		defer c.n.wg.Done()
+		body, st := e.serve(ctx, req)
+		e.release()
+		c.imu.Lock()
+		c.running--
+		_, live := c.inbound[id]
+		delete(c.inbound, id)
+		c.imu.Unlock()
+		callerGone := ctx.Err() == context.Canceled
+		cancel()
+		if kind == KindCall && live && !callerGone {
+			if len(body)+wire.ReplyOverhead > c.n.cfg.MaxMessageSize {
+				body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
+			}
+			c.reply(id, st, body)
+		}
+		c.maybeFinishRetire()
+	}()
+}
+
+func (c *conn) reply(id uint64, st wire.Status, body []byte) {
+	m := wire.Message{Type: wire.TypeReply, ID: id, Status: st, Body: body}
+	if err := c.enqueue(context.Background(), &m); err != nil && !c.isClosing() {
+		c.log.Warn("dropping reply", "id", id, "error", err)
+	}
+}
+
+func (c *conn) handleReply(m *wire.Message) {
+	c.pmu.Lock()
+	pc := c.pending[m.ID]
+	delete(c.pending, m.ID)
+	c.pmu.Unlock()
+	if pc == nil {
+		return // cancelled or timed out; the spec says ignore it
+	}
+	pc.ch <- callResult{status: m.Status, body: clone(m.Body)}
+	c.maybeFinishRetire()
+}
+
+// call sends a call and waits for its reply, ctx, or the connection's end.
+func (c *conn) call(ctx context.Context, handle string, args []byte) (callResult, error) {
+	pc := pendingPool.Get().(*pendingCall)
+	c.pmu.Lock()
+	if c.isClosing() {
+		c.pmu.Unlock()
+		pendingPool.Put(pc)
+		return callResult{}, c.closeErr()
+	}
+	c.lastID++
+	id := c.lastID
+	c.pending[id] = pc
+	c.pmu.Unlock()
+
+	m := wire.Message{Type: wire.TypeCall, ID: id, Handle: handle, Body: args}
+	if d, ok := ctx.Deadline(); ok {
+		if m.Timeout = time.Until(d); m.Timeout <= 0 {
+			m.Timeout = time.Millisecond
+		}
+	}
+	if err := c.enqueue(ctx, &m); err != nil {
+		if c.forget(id) {
+			pendingPool.Put(pc)
+		} // else a result is on its way; let pc go to the GC
+		return callResult{}, err
+	}
+	select {
+	case r := <-pc.ch:
+		pendingPool.Put(pc)
+		return r, r.err
+	case <-ctx.Done():
+		if c.forget(id) {
+			cancel := wire.Message{Type: wire.TypeCancel, ID: id}
+			c.enqueue(context.Background(), &cancel)
+			pendingPool.Put(pc)
+		} else {
+			<-pc.ch // the result raced us; drain so pc can be reused
+			pendingPool.Put(pc)
+		}
+		return callResult{}, ctx.Err()
+	}
+}
+
+// forget removes a pending call and reports whether it was still pending
+// (and so will never receive a result).
+func (c *conn) forget(id uint64) bool {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	_, ok := c.pending[id]
+	delete(c.pending, id)
+	return ok
+}
+
+func (c *conn) send(ctx context.Context, handle string, args []byte) error {
+	m := wire.Message{Type: wire.TypeSend, Handle: handle, Body: args}
+	return c.enqueue(ctx, &m)
+}
+
+func (c *conn) ping() {
+	m := wire.Message{Type: wire.TypePing, Opaque: c.recv.Load()}
+	c.enqueue(context.Background(), &m)
+}
+
+func (c *conn) isClosing() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.closing
+}
+
+func (c *conn) closeErr() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.err
+}
+
+// shutdown closes the connection for err, without a goaway when the
+// transport is already broken. It fails every pending call with err at once
+// and cancels every running handler. Safe to call many times; the first
+// error wins.
+func (c *conn) shutdown(err error, goaway bool) {
+	if goaway {
+		c.shutdownWith(err, wire.GoawayNormal, "")
+		return
+	}
+	c.close(err, nil)
+}
+
+func (c *conn) shutdownWith(err error, code wire.GoawayCode, reason string) {
+	c.close(err, &wire.Message{Type: wire.TypeGoaway, Code: code, Body: []byte(reason)})
+}
+
+func (c *conn) close(err error, goaway *wire.Message) {
+	c.wmu.Lock()
+	if c.closing {
+		c.wmu.Unlock()
+		return
+	}
+	if goaway != nil {
+		if c.queue == nil {
+			c.queue = getBuf()
+		}
+		c.queue, _ = wire.AppendMessage(c.queue, goaway, c.n.cfg.MaxMessageSize)
+	}
+	c.closing = true
+	c.err = err
+	c.wready.Broadcast()
+	c.wspace.Broadcast()
+	c.wmu.Unlock()
+
+	// A peer that stopped reading must not hold the writer forever.
+	c.sc.SetWriteDeadline(time.Now().Add(flushTimeout))
+	c.cancel()
+
+	c.pmu.Lock()
+	pending := c.pending
+	c.pending = make(map[uint64]*pendingCall)
+	c.pmu.Unlock()
+	for _, pc := range pending {
+		pc.ch <- callResult{err: err}
+	}
+}
+
+// retire marks c as the loser of a tie-break: we send no new calls on it and
+// tell the peer so; it closes once both sides have said so and neither has
+// work left on it.
+func (c *conn) retire() {
+	if c.retired.Swap(true) {
+		return
+	}
+	m := wire.Message{Type: wire.TypeGoaway, Code: wire.GoawayReplaced}
+	c.enqueue(context.Background(), &m)
+	c.maybeFinishRetire()
+	// Bound the drain: a peer that never says "replaced" too does not keep
+	// the connection forever.
+	t := time.AfterFunc(2*c.n.cfg.CallTimeout, func() {
+		c.shutdown(errReplaced, false)
+	})
+	context.AfterFunc(c.ctx, func() { t.Stop() })
+}
+
+var errReplaced = &connLostError{errors.New("replaced by another connection to the same peer")}
+
+func (c *conn) maybeFinishRetire() {
+	if !c.retired.Load() || !c.peerRetired.Load() {
+		return
+	}
+	c.pmu.Lock()
+	idle := len(c.pending) == 0
+	c.pmu.Unlock()
+	c.imu.Lock()
+	idle = idle && c.running == 0
+	c.imu.Unlock()
+	if idle {
+		c.shutdown(errReplaced, false)
+	}
+}
+
+// remoteAddr is the peer's address as seen on this connection.
+func (c *conn) remoteAddr() net.Addr { return c.sc.RemoteAddr() }
+
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// Write buffers are pooled so that an idle connection holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) > 1<<20 {
+		return // let rare huge buffers go
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}

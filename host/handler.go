@@ -1,0 +1,204 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/wire"
+)
+
+// Kind says whether a request is a call, which gets a reply, or a send,
+// whose result is discarded.
+type Kind uint8
+
+const (
+	KindCall Kind = iota + 1
+	KindSend
+)
+
+func (k Kind) String() string {
+	if k == KindSend {
+		return "send"
+	}
+	return "call"
+}
+
+// Request is one inbound call or send as a handler sees it.
+type Request struct {
+	Caller trust.PeerID // verified by the handshake
+	Handle string
+	Kind   Kind
+	Args   []byte // owned by the handler
+}
+
+// Handler answers requests for an exposed handle. Handle is called in its own
+// goroutine for each request, concurrently with others. ctx is cancelled when
+// the caller gives up, its deadline passes, the connection drops or the node
+// closes. The returned error's message reaches the caller; returning one of
+// this package's sentinels (ErrUnavailable, ErrOverloaded, ...) gives the
+// caller that status instead of "handler error". A panic is recovered and
+// answered "handler crashed".
+type Handler interface {
+	Handle(ctx context.Context, req *Request) ([]byte, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, req *Request) ([]byte, error) { return f(ctx, req) }
+
+// ExposeOptions limit who may use an exposed handle and how. The zero value
+// admits every trusted peer with the default concurrency and no timeout of
+// its own.
+type ExposeOptions struct {
+	// Allow, if non-nil, lists the only peers that may use the handle;
+	// others get "forbidden". An empty non-nil slice admits nobody.
+	Allow []trust.PeerID
+
+	// Authorize, if set, is asked for every request after Allow; false
+	// answers "forbidden". It must be fast and safe for concurrent use.
+	Authorize func(caller trust.PeerID, handle string) bool
+
+	// MaxConcurrent caps requests running at once for this handle; excess
+	// requests are answered "overloaded" at once. Default
+	// DefaultMaxConcurrent; negative means no cap.
+	MaxConcurrent int
+
+	// Timeout bounds each request, on top of the caller's own deadline.
+	// Zero means only the caller's deadline applies.
+	Timeout time.Duration
+}
+
+// exposed is an immutable registration; Expose replaces the whole value.
+type exposed struct {
+	handle   string
+	h        Handler
+	allow    map[trust.PeerID]struct{} // nil: everyone
+	auth     func(trust.PeerID, string) bool
+	max      int64 // <= 0: no cap
+	timeout  time.Duration
+	inflight atomic.Int64
+}
+
+func validHandle(handle string) error {
+	if handle == "" || len(handle) > wire.MaxHandleLen || !utf8.ValidString(handle) {
+		return fmt.Errorf("%w: %q (want 1-%d bytes of UTF-8)", ErrBadHandle, handle, wire.MaxHandleLen)
+	}
+	return nil
+}
+
+// Expose registers h for handle, replacing any earlier registration
+// atomically: requests already running finish on the old handler, the next
+// one uses h. Safe for concurrent use.
+func (n *Node) Expose(handle string, h Handler, opts ExposeOptions) error {
+	if err := validHandle(handle); err != nil {
+		return err
+	}
+	if h == nil {
+		return fmt.Errorf("host: Expose %q: nil handler", handle)
+	}
+	e := &exposed{handle: handle, h: h, auth: opts.Authorize, timeout: opts.Timeout}
+	switch {
+	case opts.MaxConcurrent == 0:
+		e.max = DefaultMaxConcurrent
+	case opts.MaxConcurrent > 0:
+		e.max = int64(opts.MaxConcurrent)
+	}
+	if opts.Allow != nil {
+		e.allow = make(map[trust.PeerID]struct{}, len(opts.Allow))
+		for _, p := range opts.Allow {
+			e.allow[p] = struct{}{}
+		}
+	}
+	n.handlersMu.Lock()
+	defer n.handlersMu.Unlock()
+	old := *n.handlers.Load()
+	next := make(map[string]*exposed, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[handle] = e
+	n.handlers.Store(&next)
+	return nil
+}
+
+// Revoke closes handle: the next request for it is answered "no such
+// handle"; requests already running finish. It reports whether the handle
+// was exposed. Safe for concurrent use.
+func (n *Node) Revoke(handle string) bool {
+	n.handlersMu.Lock()
+	defer n.handlersMu.Unlock()
+	old := *n.handlers.Load()
+	if _, ok := old[handle]; !ok {
+		return false
+	}
+	next := make(map[string]*exposed, len(old))
+	for k, v := range old {
+		if k != handle {
+			next[k] = v
+		}
+	}
+	n.handlers.Store(&next)
+	return true
+}
+
+// Handles lists the exposed handles in no particular order.
+func (n *Node) Handles() []string {
+	m := *n.handlers.Load()
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// admit looks up handle for caller and reserves a concurrency slot. On
+// success the caller must call e.release().
+func (n *Node) admit(caller trust.PeerID, handle string) (*exposed, wire.Status) {
+	e := (*n.handlers.Load())[handle]
+	if e == nil {
+		return nil, wire.StatusNoSuchHandle
+	}
+	if e.allow != nil {
+		if _, ok := e.allow[caller]; !ok {
+			return nil, wire.StatusForbidden
+		}
+	}
+	if e.auth != nil && !e.auth(caller, handle) {
+		return nil, wire.StatusForbidden
+	}
+	if v := e.inflight.Add(1); e.max > 0 && v > e.max {
+		e.inflight.Add(-1)
+		return nil, wire.StatusOverloaded
+	}
+	return e, wire.StatusOK
+}
+
+func (e *exposed) release() { e.inflight.Add(-1) }
+
+// serve runs e's handler for req with panic recovery and e's timeout.
+func (e *exposed) serve(ctx context.Context, req *Request) (body []byte, status wire.Status) {
+	if e.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.timeout)
+		defer cancel()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			body, status = fmt.Appendf(nil, "panic: %v", r), wire.StatusHandlerCrashed
+		}
+	}()
+	res, err := e.h.Handle(ctx, req)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded && errStatus(err) == wire.StatusHandlerError {
+			return []byte(err.Error()), wire.StatusDeadlineExceeded
+		}
+		return []byte(err.Error()), errStatus(err)
+	}
+	return res, wire.StatusOK
+}

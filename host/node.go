@@ -1,0 +1,601 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/wire"
+)
+
+// File names inside a node's data dir.
+const (
+	TrustFile = "trust.json"
+)
+
+// runningNames holds the names of the nodes running in this process: the
+// seed requires each to be unique, as its processes are named after it.
+var runningNames sync.Map
+
+// Node is a running PeerNet node: an identity, a trust list, a listener and
+// the connections to its peers. All methods are safe for concurrent use.
+type Node struct {
+	cfg   Config
+	log   hclog.Logger
+	lock  *trust.DirLock
+	id    *trust.Identity
+	trust *trust.List
+	local *wire.Local
+	ln    net.Listener
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the node started
+
+	handlersMu sync.Mutex // serialises Expose and Revoke
+	handlers   atomic.Pointer[map[string]*exposed]
+
+	mu     sync.RWMutex
+	peers  map[trust.PeerID]*peerState
+	closed bool
+
+	draining   atomic.Bool
+	handshakes chan struct{} // semaphore on inbound handshakes
+	events     events
+
+	stopTrustWatch func()
+	closeOnce      sync.Once
+}
+
+// peerState is what the node knows of one peer, guarded by Node.mu.
+type peerState struct {
+	conn      *conn   // the connection in use; nil when down
+	others    []*conn // connections being retired after a tie-break
+	addr      string  // where to redial; empty if unknown
+	via       string  // how addr was learned: "connect", "config", "mdns", ...
+	redialing bool
+}
+
+// Start opens the data dir (creating the identity on first start), listens
+// and returns a running node. The caller must Close it.
+func Start(cfg Config) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if _, dup := runningNames.LoadOrStore(cfg.Name, true); dup {
+		return nil, fmt.Errorf("host: a node named %q is already running in this process", cfg.Name)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.Named(cfg.Name), peers: make(map[trust.PeerID]*peerState)}
+	n.handshakes = make(chan struct{}, cfg.MaxHandshakes)
+	empty := map[string]*exposed{}
+	n.handlers.Store(&empty)
+	if err := n.open(); err != nil {
+		n.release()
+		runningNames.Delete(cfg.Name)
+		return nil, err
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.stopTrustWatch = n.trust.OnRemove(n.untrusted)
+	if err := n.startDiscovery(); err != nil {
+		n.cancel()
+		n.stopTrustWatch()
+		n.release()
+		runningNames.Delete(cfg.Name)
+		return nil, err
+	}
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		n.acceptLoop()
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.livenessLoop()
+	}()
+	n.log.Info("node started", "id", n.id.PeerID(), "addr", n.ln.Addr())
+	return n, nil
+}
+
+func (n *Node) open() error {
+	var err error
+	if err = os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("host: creating data dir: %w", err)
+	}
+	if n.lock, err = trust.LockDir(n.cfg.DataDir); err != nil {
+		return err
+	}
+	if n.id, _, err = trust.LoadOrCreateIdentity(n.cfg.DataDir); err != nil {
+		return err
+	}
+	if n.trust, err = trust.OpenList(filepath.Join(n.cfg.DataDir, TrustFile)); err != nil {
+		return err
+	}
+	if n.local, err = wire.NewLocal(n.id); err != nil {
+		return err
+	}
+	if n.ln, err = net.Listen("tcp", n.cfg.ListenAddr); err != nil {
+		return fmt.Errorf("host: listening: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) release() {
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	if n.lock != nil {
+		n.lock.Close()
+	}
+}
+
+// Close stops the node: it stops listening, says goaway to every peer, fails
+// calls in flight with ErrClosed at once, cancels running handlers' contexts
+// and waits for every goroutine it started, handlers included. Safe to call
+// many times; later calls return at once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.stopTrustWatch()
+		n.cancel()
+		n.ln.Close()
+		n.mu.Lock()
+		n.closed = true
+		var conns []*conn
+		for _, ps := range n.peers {
+			if ps.conn != nil {
+				conns = append(conns, ps.conn)
+			}
+			conns = append(conns, ps.others...)
+		}
+		n.mu.Unlock()
+		for _, c := range conns {
+			c.shutdown(ErrClosed, true)
+		}
+		n.wg.Wait()
+		n.events.close()
+		n.release()
+		runningNames.Delete(n.cfg.Name)
+		n.log.Info("node stopped")
+	})
+	return nil
+}
+
+// Shutdown stops the node gracefully: new inbound requests are answered
+// "unavailable" while those already running get until ctx is done to
+// finish; then it closes the node as Close does.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.draining.Store(true)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for n.Inflight() > 0 {
+		select {
+		case <-ctx.Done():
+			n.Close()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return n.Close()
+}
+
+// Inflight counts the inbound calls and sends running on this node.
+func (n *Node) Inflight() int {
+	total := 0
+	for _, c := range n.conns() {
+		c.imu.Lock()
+		total += c.running
+		c.imu.Unlock()
+	}
+	return total
+}
+
+func (n *Node) conns() []*conn {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []*conn
+	for _, ps := range n.peers {
+		if ps.conn != nil {
+			out = append(out, ps.conn)
+		}
+		out = append(out, ps.others...)
+	}
+	return out
+}
+
+// Identity returns this node's PeerID, its address for other peers.
+func (n *Node) Identity() trust.PeerID { return n.id.PeerID() }
+
+// Name returns the node's configured name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Port returns the TCP port the node listens on.
+func (n *Node) Port() int { return n.ln.Addr().(*net.TCPAddr).Port }
+
+// Addr returns the address the node listens on.
+func (n *Node) Addr() net.Addr { return n.ln.Addr() }
+
+// Trust adds peer to the trust list with a label for humans, persisting it
+// before it returns. Trusting a trusted peer updates a non-empty label.
+func (n *Node) Trust(peer trust.PeerID, label string) error {
+	if peer == n.Identity() {
+		return errors.New("host: a node cannot trust itself")
+	}
+	_, err := n.trust.Add(peer, label)
+	return err
+}
+
+// Untrust removes peer from the trust list. Its live connections are closed
+// at once and its calls in flight fail; it is no longer redialled. Removing
+// an unknown peer is a no-op.
+func (n *Node) Untrust(peer trust.PeerID) error {
+	_, err := n.trust.Remove(peer)
+	return err
+}
+
+// Trusted reports whether peer is on the trust list.
+func (n *Node) Trusted(peer trust.PeerID) bool { return n.trust.Contains(peer) }
+
+// untrusted runs after peer's removal from the trust list is persisted.
+func (n *Node) untrusted(peer trust.PeerID) {
+	n.mu.Lock()
+	ps := n.peers[peer]
+	delete(n.peers, peer)
+	n.mu.Unlock()
+	if ps == nil {
+		return
+	}
+	for _, c := range append(ps.others, ps.conn) {
+		if c != nil {
+			c.shutdownWith(fmt.Errorf("%w: %s", ErrNotTrusted, peer), wire.GoawayUntrusted, "")
+		}
+	}
+}
+
+// PeerInfo describes one trusted peer.
+type PeerInfo struct {
+	ID        trust.PeerID
+	Label     string
+	AddedAt   time.Time
+	Connected bool
+	Addr      string // the live connection's remote address, else the last known address
+	Source    string // how the dial address was learned ("connect", "config", "mdns", ...); empty if none
+}
+
+// Peers lists every trusted peer with its label, whether it is connected and
+// its last known address. The caller owns the slice.
+func (n *Node) Peers() []PeerInfo {
+	entries := n.trust.List()
+	out := make([]PeerInfo, 0, len(entries))
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for _, e := range entries {
+		pi := PeerInfo{ID: e.ID, Label: e.Label, AddedAt: e.AddedAt}
+		if ps := n.peers[e.ID]; ps != nil {
+			pi.Addr, pi.Source = ps.addr, ps.via
+			if ps.conn != nil {
+				pi.Connected = true
+				pi.Addr = ps.conn.remoteAddr().String()
+			}
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+// Connected reports whether a live, authenticated connection to peer exists.
+func (n *Node) Connected(peer trust.PeerID) bool { return n.connFor(peer) != nil }
+
+func (n *Node) connFor(peer trust.PeerID) *conn {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if ps := n.peers[peer]; ps != nil {
+		return ps.conn
+	}
+	return nil
+}
+
+// SetAddr records addr as where peer can be reached, so the node dials it
+// whenever it is not connected (with backoff). via says how the address was
+// learned, for events and logs ("config", "mdns", ...). The peer must be
+// trusted.
+func (n *Node) SetAddr(peer trust.PeerID, addr, via string) error {
+	if !n.trust.Contains(peer) {
+		return fmt.Errorf("%w: %s", ErrNotTrusted, peer)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	ps := n.peerLocked(peer)
+	ps.addr, ps.via = addr, via
+	if ps.conn == nil {
+		n.redialLocked(peer, ps, 0)
+	}
+	return nil
+}
+
+func (n *Node) peerLocked(peer trust.PeerID) *peerState {
+	ps := n.peers[peer]
+	if ps == nil {
+		ps = &peerState{}
+		n.peers[peer] = ps
+	}
+	return ps
+}
+
+// Connect dials peer at addr (host:port) and returns once the peer is
+// authenticated and has accepted us, or with the reason it failed:
+// ErrNotTrusted (not on our trust list), ErrWrongPeer (addr answered with
+// another key), ErrNotTrustedByPeer, a dial error, or ctx's error. The
+// address is remembered for redialling. Connecting to a connected peer
+// returns nil at once.
+func (n *Node) Connect(ctx context.Context, peer trust.PeerID, addr string) error {
+	if !n.trust.Contains(peer) {
+		return fmt.Errorf("%w: %s", ErrNotTrusted, peer)
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	ps := n.peerLocked(peer)
+	ps.addr, ps.via = addr, "connect"
+	connected := ps.conn != nil
+	n.mu.Unlock()
+	if connected {
+		return nil
+	}
+	return n.dial(ctx, peer, addr)
+}
+
+// dial connects to peer at addr and registers the connection.
+func (n *Node) dial(ctx context.Context, peer trust.PeerID, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
+	defer cancel()
+	stop := context.AfterFunc(n.ctx, cancel) // Close aborts dials in progress
+	defer stop()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("host: dialing %s at %s: %w", peer.Short(), addr, err)
+	}
+	sc, err := wire.Client(ctx, raw, n.local, peer)
+	if err != nil {
+		return fmt.Errorf("host: handshake with %s at %s: %w", peer.Short(), addr, err)
+	}
+	return n.register(sc, true)
+}
+
+func (n *Node) acceptLoop() {
+	for {
+		raw, err := n.ln.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			n.log.Error("accept failed; no longer accepting connections", "error", err)
+			return
+		}
+		select {
+		case n.handshakes <- struct{}{}:
+		default:
+			n.log.Warn("too many handshakes in progress; dropping connection", "remote", raw.RemoteAddr())
+			raw.Close()
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() { <-n.handshakes }()
+			n.accept(raw)
+		}()
+	}
+}
+
+func (n *Node) accept(raw net.Conn) {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HandshakeTimeout)
+	defer cancel()
+	sc, err := wire.Server(ctx, raw, n.local, func(p trust.PeerID) wire.Verdict {
+		if !n.trust.Contains(p) {
+			return wire.RefuseUntrusted
+		}
+		return wire.Accept
+	})
+	if err != nil {
+		n.log.Debug("inbound handshake failed", "remote", raw.RemoteAddr(), "error", err)
+		return
+	}
+	if err := n.register(sc, false); err != nil {
+		n.log.Debug("inbound connection dropped", "peer", sc.RemotePeer().Short(), "error", err)
+	}
+}
+
+// register adopts a freshly authenticated connection. If the peer already
+// has one, both sides keep the connection dialled by the smaller PeerID and
+// retire the other gently, so no call is lost to a simultaneous dial.
+func (n *Node) register(sc *wire.Conn, dialed bool) error {
+	peer := sc.RemotePeer()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		sc.Close()
+		return ErrClosed
+	}
+	if !n.trust.Contains(peer) { // untrusted while handshaking
+		n.mu.Unlock()
+		sc.Close()
+		return fmt.Errorf("%w: %s", ErrNotTrusted, peer)
+	}
+	c := newConn(n, sc, dialed)
+	ps := n.peerLocked(peer)
+	var loser *conn
+	switch {
+	case ps.conn == nil:
+		ps.conn = c
+	case n.prefer(c, ps.conn):
+		loser, ps.conn = ps.conn, c
+	default:
+		loser = c
+	}
+	up := ps.conn == c && loser == nil
+	source := ps.via
+	if loser != nil {
+		ps.others = append(ps.others, loser)
+	}
+	c.start()
+	n.mu.Unlock()
+	if loser != nil {
+		n.log.Debug("two connections to one peer; retiring one", "peer", peer.Short(), "kept_dialed_by_us", ps.conn.dialed)
+		loser.retire()
+	}
+	if up {
+		how := "accepted"
+		if dialed {
+			how = "dialed"
+		}
+		n.log.Info("peer up", "peer", peer, "remote", sc.RemoteAddr(), "how", how)
+		n.events.emit(PeerEvent{Peer: peer, Up: true, Addr: sc.RemoteAddr().String(), Via: how, Source: source, Time: time.Now()})
+	}
+	return nil
+}
+
+// prefer reports whether a should be kept over b, two connections to the
+// same peer: the one dialled by the smaller PeerID wins, a rule both sides
+// evaluate alike.
+func (n *Node) prefer(a, b *conn) bool {
+	if a.dialed == b.dialed {
+		return false // same direction: keep the established one
+	}
+	self, peer := n.Identity().Bytes(), a.peer.Bytes()
+	weAreSmaller := bytes.Compare(self[:], peer[:]) < 0
+	return a.dialed == weAreSmaller
+}
+
+// connGone runs once a connection's goroutines have ended.
+func (n *Node) connGone(c *conn) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ps := n.peers[c.peer]
+	if ps == nil {
+		n.events.emit(PeerEvent{Peer: c.peer, Up: false, Reason: c.closeErr(), Time: time.Now()})
+		return
+	}
+	for i, o := range ps.others {
+		if o == c {
+			ps.others = append(ps.others[:i], ps.others[i+1:]...)
+			return
+		}
+	}
+	if ps.conn != c {
+		return
+	}
+	ps.conn = nil
+	err := c.closeErr()
+	n.log.Info("peer down", "peer", c.peer, "reason", err)
+	n.events.emit(PeerEvent{Peer: c.peer, Up: false, Reason: err, Time: time.Now()})
+	if !n.closed && ps.addr != "" {
+		n.redialLocked(c.peer, ps, n.cfg.ReconnectMin)
+	}
+}
+
+// redialLocked starts the peer's redial loop unless one is running. n.mu held.
+func (n *Node) redialLocked(peer trust.PeerID, ps *peerState, first time.Duration) {
+	if ps.redialing || n.closed {
+		return
+	}
+	ps.redialing = true
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.redial(peer, first)
+	}()
+}
+
+// redial dials peer with jittered exponential backoff until it is connected,
+// untrusted, forgotten or the node closes.
+func (n *Node) redial(peer trust.PeerID, wait time.Duration) {
+	backoff := n.cfg.ReconnectMin
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-timer.C:
+		}
+		n.mu.Lock()
+		ps := n.peers[peer]
+		if ps == nil || ps.conn != nil || ps.addr == "" || n.closed {
+			if ps != nil {
+				ps.redialing = false
+			}
+			n.mu.Unlock()
+			return
+		}
+		addr := ps.addr
+		n.mu.Unlock()
+		err := n.dial(n.ctx, peer, addr)
+		if err == nil {
+			n.mu.Lock()
+			if ps := n.peers[peer]; ps != nil {
+				ps.redialing = false
+			}
+			n.mu.Unlock()
+			return
+		}
+		n.log.Debug("redial failed", "peer", peer.Short(), "addr", addr, "error", err, "retry_in", backoff)
+		timer.Reset(jitter(backoff))
+		backoff = min(2*backoff, n.cfg.ReconnectMax)
+	}
+}
+
+// jitter spreads d over [d/2, d) so that peers that lost each other at the
+// same moment do not redial in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// livenessLoop pings connections that have been quiet for a PingInterval and
+// closes those that stayed silent for three. One loop serves every
+// connection, so an idle connection costs no goroutine or timer of its own.
+func (n *Node) livenessLoop() {
+	t := time.NewTicker(n.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, c := range n.conns() {
+			r := c.recv.Load()
+			if r != c.lastRecv {
+				c.lastRecv, c.idleTicks = r, 0
+				continue
+			}
+			c.idleTicks++
+			if c.idleTicks >= 3 {
+				c.log.Warn("peer silent; closing connection", "silent_for", 3*n.cfg.PingInterval)
+				c.shutdown(&connLostError{errors.New("peer did not answer pings")}, false)
+				continue
+			}
+			c.ping()
+		}
+	}
+}
