@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
@@ -40,15 +39,20 @@ const (
 	// 2^64-1 (for rekeying), so a direction that would reach it is exhausted.
 	maxRecordNonce = math.MaxUint64 - 1
 
-	// readBufferSize lets one bufio.Reader hold a whole maximal record, so a
-	// record is decrypted where it was read, and many small records cost one
-	// read from the network.
-	readBufferSize = recordHeaderLen + MaxRecordSize
-
 	// recordsPerWrite bounds how many records one write to the network
-	// carries, and so the output buffer a Conn keeps (about 256 KiB).
+	// carries, and so the size of a large output buffer (about 256 KiB).
 	recordsPerWrite = 4
+
+	// smallWriteSize is the output buffer a Conn keeps between writes; a
+	// larger write borrows a buffer from a pool for its duration, so an
+	// idle Conn holds little.
+	smallWriteSize = 4096 + 256
+	// A large buffer holds a full batch plus the rest of a record that a
+	// timed-out write had begun.
+	largeWriteSize = (recordsPerWrite + 1) * (recordHeaderLen + MaxRecordSize)
 )
+
+var largeWritePool = sync.Pool{New: func() any { b := make([]byte, largeWriteSize); return &b }}
 
 // Conn is an established PeerNet connection: a net.Conn whose Read and Write
 // carry the plaintext byte stream of §4 over Noise transport records. Client
@@ -69,12 +73,12 @@ type Conn struct {
 	remote trust.PeerID
 
 	rmu      sync.Mutex // serialises Read
-	br       *bufio.Reader
+	in       *inbuf // records are decrypted in place in its buffer
 	recv     cipher.AEAD
 	rnonce   uint64
 	rnb      [chacha20poly1305.NonceSize]byte
-	leftover []byte // plaintext not yet returned, decrypted in place in br's buffer
-	consumed int    // bytes to discard from br once leftover is returned
+	leftover []byte // plaintext not yet returned, decrypted in place in in's buffer
+	consumed int    // bytes to discard from in once leftover is returned
 
 	wmu  sync.Mutex // serialises Write
 	send cipher.AEAD
@@ -85,6 +89,7 @@ type Conn struct {
 	// writes do not allocate. Its first wpending bytes are the rest of a
 	// record that a timed-out write had begun: they go out first.
 	wbuf     []byte
+	wlarge   *[]byte // wbuf's pooled array while it is a large one
 	wpending int
 	werr     error // sticky non-timeout write error
 
@@ -96,9 +101,9 @@ type Conn struct {
 
 var _ net.Conn = (*Conn)(nil)
 
-// newConn wraps raw, read through br, after a completed handshake. sendKey
+// newConn wraps raw, read through in, after a completed handshake. sendKey
 // and recvKey are the Noise Split() keys of this side.
-func newConn(raw net.Conn, br *bufio.Reader, sendKey, recvKey [32]byte, remote trust.PeerID) *Conn {
+func newConn(raw net.Conn, in *inbuf, sendKey, recvKey [32]byte, remote trust.PeerID) *Conn {
 	send, err := chacha20poly1305.New(sendKey[:])
 	if err != nil {
 		panic(err) // only for a key of the wrong size
@@ -107,7 +112,7 @@ func newConn(raw net.Conn, br *bufio.Reader, sendKey, recvKey [32]byte, remote t
 	if err != nil {
 		panic(err)
 	}
-	return &Conn{raw: raw, remote: remote, br: br, recv: recv, send: send}
+	return &Conn{raw: raw, remote: remote, in: in, recv: recv, send: send}
 }
 
 // RemotePeer returns the peer's PeerID, authenticated by the handshake.
@@ -201,9 +206,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 // readRecord reads and decrypts the next record. If its plaintext fits in
 // dst it is decrypted into dst and its length returned; otherwise it is
 // decrypted in place and left in c.leftover. A timeout leaves the record in
-// br, to be read again.
+// c.in, to be read again.
 func (c *Conn) readRecord(dst []byte) (int, error) {
-	hdr, err := c.br.Peek(recordHeaderLen)
+	hdr, err := c.in.peek(recordHeaderLen)
 	if err != nil {
 		return 0, endOfStream(err, len(hdr))
 	}
@@ -211,7 +216,7 @@ func (c *Conn) readRecord(dst []byte) (int, error) {
 	if size < recordTagSize {
 		return 0, c.fail(fmt.Errorf("%w: length %d is below the %d-byte tag", ErrBadRecord, size, recordTagSize))
 	}
-	rec, err := c.br.Peek(recordHeaderLen + size)
+	rec, err := c.in.peek(recordHeaderLen + size)
 	if err != nil {
 		return 0, endOfStream(err, len(rec))
 	}
@@ -233,28 +238,28 @@ func (c *Conn) readRecord(dst []byte) (int, error) {
 		c.leftover, c.consumed = pt, recordHeaderLen+size
 		return 0, nil
 	}
-	c.br.Discard(recordHeaderLen + size)
+	c.in.discard(recordHeaderLen + size)
 	return len(pt), nil
 }
 
-// fitsBuffered reports whether br holds a whole record whose plaintext fits
+// fitsBuffered reports whether c.in holds a whole record whose plaintext fits
 // in room bytes, so reading it cannot block.
 func (c *Conn) fitsBuffered(room int) bool {
-	if c.br.Buffered() < recordHeaderLen {
+	if c.in.buffered() < recordHeaderLen {
 		return false
 	}
-	hdr, _ := c.br.Peek(recordHeaderLen)
+	hdr, _ := c.in.peek(recordHeaderLen)
 	size := int(binary.BigEndian.Uint16(hdr))
-	return c.br.Buffered() >= recordHeaderLen+size && size-recordTagSize <= room
+	return c.in.buffered() >= recordHeaderLen+size && size-recordTagSize <= room
 }
 
 // takeLeftover copies leftover plaintext into p and releases the record's
-// bytes in br once all of it is taken.
+// bytes in c.in once all of it is taken.
 func (c *Conn) takeLeftover(p []byte) int {
 	n := copy(p, c.leftover)
 	c.leftover = c.leftover[n:]
 	if len(c.leftover) == 0 {
-		c.br.Discard(c.consumed)
+		c.in.discard(c.consumed)
 		c.leftover, c.consumed = nil, 0
 	}
 	return n
@@ -321,7 +326,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (c *Conn) writeRecords(p []byte) (int, error) {
 	records := (len(p) + MaxRecordPlaintext - 1) / MaxRecordPlaintext
 	if need := c.wpending + len(p) + records*(recordHeaderLen+recordTagSize); cap(c.wbuf) < need {
-		b := make([]byte, c.wpending, need)
+		var b []byte
+		if need <= smallWriteSize {
+			b = make([]byte, c.wpending, smallWriteSize)
+		} else {
+			c.wlarge = largeWritePool.Get().(*[]byte)
+			b = (*c.wlarge)[:c.wpending]
+		}
 		copy(b, c.wbuf[:c.wpending])
 		c.wbuf = b
 	}
@@ -341,6 +352,11 @@ func (c *Conn) writeRecords(p []byte) (int, error) {
 	m, err := c.raw.Write(buf)
 	if err == nil {
 		c.wpending = 0
+		if c.wlarge != nil {
+			// Only a burst needs the large buffer; an idle Conn keeps none.
+			largeWritePool.Put(c.wlarge)
+			c.wlarge, c.wbuf = nil, nil
+		}
 		return len(p), nil
 	}
 	return c.writeFailed(buf, m, len(p), first, err)

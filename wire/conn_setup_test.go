@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"net"
@@ -51,7 +50,7 @@ func fixedConn(raw net.Conn, a bool) *Conn {
 	if !a {
 		send, recv = recv, send
 	}
-	return newConn(raw, bufio.NewReaderSize(raw, readBufferSize), send, recv, testPeerID)
+	return newConn(raw, newInbuf(raw), send, recv, testPeerID)
 }
 
 // testPeerID is a fixed, valid PeerID for Conns built without a handshake.

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
@@ -253,7 +252,7 @@ func Server(ctx context.Context, raw net.Conn, local *Local, authorize func(trus
 type handshake struct {
 	ctx    context.Context
 	raw    net.Conn
-	br     *bufio.Reader // handed on to the Conn: it may hold the first records
+	rd     *inbuf // handed on to the Conn: it may hold the first records
 	hs     *noise.HandshakeState
 	stop   func() bool // detaches ctx from raw
 	cancel context.CancelFunc
@@ -300,7 +299,7 @@ func newHandshake(ctx context.Context, raw net.Conn, local *Local, initiator boo
 	return &handshake{
 		ctx:    ctx,
 		raw:    raw,
-		br:     bufio.NewReaderSize(raw, readBufferSize),
+		rd:     newInbuf(raw),
 		hs:     hs,
 		stop:   context.AfterFunc(ctx, func() { raw.SetDeadline(aLongTimeAgo) }),
 		cancel: cancel,
@@ -386,7 +385,7 @@ func (h *handshake) client(expect trust.PeerID) (*Conn, error) {
 		return nil, h.fail("writing handshake message 3", err)
 	}
 
-	c := newConn(h.raw, h.br, send.UnsafeKey(), recv.UnsafeKey(), peer)
+	c := newConn(h.raw, h.rd, send.UnsafeKey(), recv.UnsafeKey(), peer)
 	v, err := c.readVerdict()
 	if err != nil {
 		return nil, h.fail("reading verdict", err)
@@ -452,7 +451,7 @@ func (h *handshake) server(authorize func(trust.PeerID) Verdict) (*Conn, error) 
 	default:
 		return nil, fmt.Errorf("authorizing %s: %w: authorize returned %v", peer, ErrBadVerdict, v)
 	}
-	c := newConn(h.raw, h.br, send.UnsafeKey(), recv.UnsafeKey(), peer)
+	c := newConn(h.raw, h.rd, send.UnsafeKey(), recv.UnsafeKey(), peer)
 	if _, err := c.Write([]byte{byte(v)}); err != nil {
 		return nil, h.fail("writing verdict", err)
 	}
@@ -482,7 +481,7 @@ func (h *handshake) writeMessage(out, payload []byte) (_ []byte, cs1, cs2 *noise
 // readPreamble reads the peer's preamble and checks it (§2).
 func (h *handshake) readPreamble() error {
 	var p [preambleLen]byte
-	if _, err := io.ReadFull(h.br, p[:]); err != nil {
+	if _, err := io.ReadFull(h.rd, p[:]); err != nil {
 		return err
 	}
 	return parsePreamble(p[:], h.local.protocolVersion())
@@ -493,7 +492,7 @@ func (h *handshake) readPreamble() error {
 // valid until the next call.
 func (h *handshake) readMessage(minLen, maxLen int) ([]byte, error) {
 	var hdr [handshakeLenSize]byte
-	if _, err := io.ReadFull(h.br, hdr[:]); err != nil {
+	if _, err := io.ReadFull(h.rd, hdr[:]); err != nil {
 		return nil, err
 	}
 	n := int(binary.BigEndian.Uint16(hdr[:]))
@@ -504,7 +503,7 @@ func (h *handshake) readMessage(minLen, maxLen int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: length %d, need at least %d", ErrBadHandshake, n, minLen)
 	}
 	msg := h.in[:n]
-	if _, err := io.ReadFull(h.br, msg); err != nil {
+	if _, err := io.ReadFull(h.rd, msg); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
@@ -58,7 +57,7 @@ func TestDocExamplesPreambleAndPayload(t *testing.T) {
 	check("record-hello", sealRecord(t, key, 1, []byte("hello")))
 
 	out := &scriptConn{}
-	c := newConn(out, bufio.NewReader(out), key, key, signer.id)
+	c := newConn(out, newInbuf(out), key, key, signer.id)
 	for _, p := range [][]byte{{byte(Accept)}, []byte("hello")} {
 		if _, err := c.Write(p); err != nil {
 			t.Fatal(err)
@@ -70,7 +69,7 @@ func TestDocExamplesPreambleAndPayload(t *testing.T) {
 	}
 
 	in := &scriptConn{input: *bytes.NewReader(stream)}
-	c = newConn(in, bufio.NewReader(in), key, key, signer.id)
+	c = newConn(in, newInbuf(in), key, key, signer.id)
 	if v, err := c.readVerdict(); v != Accept || err != nil {
 		t.Errorf("reading the doc's verdict: %v, %v", v, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -503,15 +504,21 @@ func (c handleCache) intern(b []byte) (string, bool) {
 const (
 	// minBufferSize is the smallest body buffer a Decoder allocates.
 	minBufferSize = 512
-	// retainedBufferMax is the largest body buffer a Decoder keeps between
-	// messages: it covers a 64 KiB payload plus its fixed fields, so a
-	// stream of such messages decodes without allocating, while an idle
-	// connection pins at most this much. A longer message (up to the
-	// maximum, 4 MiB by default) gets a buffer of its own that the Decoder
-	// does not keep: it is garbage once the caller drops that Body, so one
-	// large message does not pin megabytes for the life of a connection.
+	// keptBufferMax is the largest body buffer a Decoder keeps of its own
+	// between messages: what an idle connection's decoder costs.
+	keptBufferMax = 4 << 10
+	// retainedBufferMax is the largest body buffer a Decoder uses without
+	// allocating: a message up to it (a 64 KiB payload plus its fixed
+	// fields) borrows a buffer from a pool, returned at the next Decode, so
+	// a stream of such messages decodes without allocating while an idle
+	// connection holds none. A longer message (up to the maximum, 4 MiB by
+	// default) gets a buffer of its own that the Decoder does not keep: it
+	// is garbage once the caller drops that Body, so one large message does
+	// not pin megabytes for the life of a connection.
 	retainedBufferMax = 128 << 10
 )
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, retainedBufferMax); return &b }}
 
 // Decoder reads messages from a byte stream, typically a secure connection's
 // plaintext. It reads exactly the bytes of each message, never ahead; it
@@ -520,7 +527,8 @@ const (
 type Decoder struct {
 	r       io.Reader
 	max     int
-	buf     []byte // body buffer reused across messages; cap ≤ retainedBufferMax
+	buf     []byte  // body buffer reused across messages; cap ≤ keptBufferMax
+	pooled  *[]byte // a borrowed body buffer, returned at the next Decode
 	handles handleCache
 	err     error // sticky: once set, every Decode returns it
 
@@ -573,6 +581,11 @@ func (d *Decoder) Decode(m *Message) error {
 }
 
 func (d *Decoder) decode(m *Message) error {
+	if d.hdrN == 0 && d.pooled != nil {
+		// The previous message's Body is dead now.
+		bodyPool.Put(d.pooled)
+		d.pooled = nil
+	}
 	if d.hdrN < LengthSize {
 		n, err := io.ReadFull(d.r, d.hdr[d.hdrN:])
 		d.hdrN += n
@@ -618,11 +631,15 @@ func (d *Decoder) decode(m *Message) error {
 // need be; a longer message gets a buffer of its own, which starts smaller
 // than n and that the Decoder drops once read.
 func (d *Decoder) bodyBuffer(n int) []byte {
-	if n > retainedBufferMax {
+	switch {
+	case n > retainedBufferMax:
 		return make([]byte, 0, min(n, 2*retainedBufferMax))
+	case n > keptBufferMax:
+		d.pooled = bodyPool.Get().(*[]byte)
+		return (*d.pooled)[:0]
 	}
 	if cap(d.buf) < n {
-		d.buf = make([]byte, min(max(n, 2*cap(d.buf), minBufferSize), retainedBufferMax, d.max))
+		d.buf = make([]byte, min(max(n, 2*cap(d.buf), minBufferSize), keptBufferMax, d.max))
 	}
 	return d.buf[:0]
 }

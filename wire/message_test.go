@@ -726,13 +726,14 @@ func TestDecoderBuffers(t *testing.T) {
 	d := NewDecoder(bytes.NewReader(stream), 0)
 	var m Message
 	steps := []struct {
-		id      uint64
-		wantCap int // of the kept buffer after the step
+		id         uint64
+		wantCap    int  // of the kept buffer after the step
+		wantPooled bool // a borrowed buffer holds the body
 	}{
-		{1, minBufferSize},
-		{2, len(medium) - LengthSize},
-		{3, len(medium) - LengthSize}, // the long body gets a buffer of its own
-		{1, len(medium) - LengthSize},
+		{1, minBufferSize, false},
+		{2, minBufferSize, true},  // a medium body borrows from the pool
+		{3, minBufferSize, false}, // the long body gets a buffer of its own
+		{1, minBufferSize, false},
 	}
 	for _, s := range steps {
 		if err := d.Decode(&m); err != nil {
@@ -743,6 +744,12 @@ func TestDecoderBuffers(t *testing.T) {
 		}
 		if cap(d.buf) != s.wantCap {
 			t.Errorf("after message %d: buffer capacity %d, want %d", s.id, cap(d.buf), s.wantCap)
+		}
+		if (d.pooled != nil) != s.wantPooled {
+			t.Errorf("after message %d: borrowed buffer held = %t, want %t", s.id, d.pooled != nil, s.wantPooled)
+		}
+		if s.wantPooled && unsafe.SliceData(m.Body) != unsafe.SliceData((*d.pooled)[ReplyOverhead:]) {
+			t.Errorf("after message %d: body is not in the borrowed buffer", s.id)
 		}
 		if s.id == 3 && unsafe.SliceData(m.Body) == unsafe.SliceData(d.buf[ReplyOverhead:]) {
 			t.Errorf("the long body is in the kept buffer")
