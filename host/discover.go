@@ -59,4 +59,3 @@ func (n *Node) hint(h discovery.Hint) {
 	ps.addr, ps.via = addr, h.Source
 	n.redialLocked(h.Peer, ps, 0)
 }
-

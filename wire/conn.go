@@ -73,7 +73,7 @@ type Conn struct {
 	remote trust.PeerID
 
 	rmu      sync.Mutex // serialises Read
-	in       *inbuf // records are decrypted in place in its buffer
+	in       *inbuf     // records are decrypted in place in its buffer
 	recv     cipher.AEAD
 	rnonce   uint64
 	rnb      [chacha20poly1305.NonceSize]byte
