@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
@@ -26,12 +27,11 @@ func (n *Node) Call(ctx context.Context, peer trust.PeerID, handle string, args 
 	if c == nil {
 		return nil, n.notConnected(peer)
 	}
+	var timeout time.Duration
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.cfg.CallTimeout)
-		defer cancel()
+		timeout = n.cfg.CallTimeout // enforced by a pooled timer, not a new context
 	}
-	r, err := c.call(ctx, handle, args)
+	r, err := c.call(ctx, handle, args, timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,9 @@ type conn struct {
 	wready  sync.Cond // queue non-empty or closing
 	wspace  sync.Cond // queue has room or closing
 	queue   []byte
-	closing bool  // no more messages accepted; the writer flushes and exits
-	err     error // why the connection closed; set with closing
+	queueP  *[]byte // the pooled holder of queue's array
+	closing bool    // no more messages accepted; the writer flushes and exits
+	err     error   // why the connection closed; set with closing
 
 	// Outbound calls in flight, guarded by pmu.
 	pmu     sync.Mutex
@@ -66,7 +68,8 @@ type conn struct {
 }
 
 type pendingCall struct {
-	ch chan callResult // buffered 1; exactly one result is ever sent
+	ch    chan callResult // buffered 1; exactly one result is ever sent
+	timer *time.Timer     // the default call timeout; stopped while pooled
 }
 
 type callResult struct {
@@ -75,7 +78,13 @@ type callResult struct {
 	err    error // connection-level failure; status is meaningless
 }
 
-var pendingPool = sync.Pool{New: func() any { return &pendingCall{ch: make(chan callResult, 1)} }}
+// Pending calls are pooled with their channel and timer, so a call
+// allocates neither.
+var pendingPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &pendingCall{ch: make(chan callResult, 1), timer: t}
+}}
 
 func newConn(n *Node, sc *wire.Conn, dialed bool) *conn {
 	c := &conn{
@@ -133,7 +142,8 @@ func (c *conn) enqueue(ctx context.Context, m *wire.Message) error {
 	}
 	wasEmpty := len(c.queue) == 0
 	if c.queue == nil {
-		c.queue = getBuf()
+		c.queueP = getBuf()
+		c.queue = *c.queueP
 	}
 	q, err := wire.AppendMessage(c.queue, m, c.n.cfg.MaxMessageSize)
 	if err != nil {
@@ -146,9 +156,13 @@ func (c *conn) enqueue(ctx context.Context, m *wire.Message) error {
 	return nil
 }
 
+// coalesceBelow is the queue size under which the writer yields once
+// before writing, so that callers and handlers that are runnable now add
+// their messages to the same write: one syscall for many messages.
+const coalesceBelow = 4 << 10
+
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
-	var out []byte
 	for {
 		c.wmu.Lock()
 		for len(c.queue) == 0 && !c.closing {
@@ -158,13 +172,18 @@ func (c *conn) writeLoop() {
 			c.wmu.Unlock()
 			break
 		}
-		out, c.queue = c.queue, nil
+		if len(c.queue) < coalesceBelow && !c.closing {
+			c.wmu.Unlock()
+			runtime.Gosched()
+			c.wmu.Lock()
+		}
+		out, outP := c.queue, c.queueP
+		c.queue, c.queueP = nil, nil
 		c.wspace.Broadcast()
 		c.wmu.Unlock()
 
 		_, err := c.sc.Write(out)
-		putBuf(out)
-		out = nil
+		putBuf(outP, out)
 		if err != nil {
 			c.shutdown(connErr(err), false)
 			break
@@ -285,39 +304,51 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 		return
 	}
 	c.running++
-	ctx, cancel := c.ctx, context.CancelFunc(nil)
+	in := &inbound{c: c, e: e, id: m.ID}
+	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: clone(m.Body)}
 	if m.Timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, m.Timeout)
+		in.ctx, in.cancel = context.WithTimeout(c.ctx, m.Timeout)
 	} else {
-		ctx, cancel = context.WithCancel(ctx)
+		in.ctx, in.cancel = context.WithCancel(c.ctx)
 	}
-	id := m.ID
 	if kind == KindCall {
-		c.inbound[id] = cancel
+		c.inbound[m.ID] = in.cancel
 	}
 	c.imu.Unlock()
-
-	req := &Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: clone(m.Body)}
 	c.n.wg.Add(1)
-	go func() {
-		defer c.n.wg.Done()
-		body, st := e.serve(ctx, req)
-		e.release()
-		c.imu.Lock()
-		c.running--
-		_, live := c.inbound[id]
-		delete(c.inbound, id)
-		c.imu.Unlock()
-		callerGone := ctx.Err() == context.Canceled
-		cancel()
-		if kind == KindCall && live && !callerGone {
-			if len(body)+wire.ReplyOverhead > c.n.cfg.MaxMessageSize {
-				body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
-			}
-			c.reply(id, st, body)
+	go in.run()
+}
+
+// inbound is one admitted request: everything its goroutine needs, in one
+// allocation.
+type inbound struct {
+	c      *conn
+	e      *exposed
+	id     uint64
+	req    Request
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (in *inbound) run() {
+	c := in.c
+	defer c.n.wg.Done()
+	body, st := in.e.serve(in.ctx, &in.req)
+	in.e.release()
+	c.imu.Lock()
+	c.running--
+	_, live := c.inbound[in.id]
+	delete(c.inbound, in.id)
+	c.imu.Unlock()
+	callerGone := in.ctx.Err() == context.Canceled
+	in.cancel()
+	if in.req.Kind == KindCall && live && !callerGone {
+		if len(body)+wire.ReplyOverhead > c.n.cfg.MaxMessageSize {
+			body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
 		}
-		c.maybeFinishRetire()
-	}()
+		c.reply(in.id, st, body)
+	}
+	c.maybeFinishRetire()
 }
 
 func (c *conn) reply(id uint64, st wire.Status, body []byte) {
@@ -339,8 +370,9 @@ func (c *conn) handleReply(m *wire.Message) {
 	c.maybeFinishRetire()
 }
 
-// call sends a call and waits for its reply, ctx, or the connection's end.
-func (c *conn) call(ctx context.Context, handle string, args []byte) (callResult, error) {
+// call sends a call and waits for its reply, ctx, the connection's end, or
+// timeout if it is positive (the default timeout of a ctx without deadline).
+func (c *conn) call(ctx context.Context, handle string, args []byte, timeout time.Duration) (callResult, error) {
 	pc := pendingPool.Get().(*pendingCall)
 	c.pmu.Lock()
 	if c.isClosing() {
@@ -353,33 +385,43 @@ func (c *conn) call(ctx context.Context, handle string, args []byte) (callResult
 	c.pending[id] = pc
 	c.pmu.Unlock()
 
-	m := wire.Message{Type: wire.TypeCall, ID: id, Handle: handle, Body: args}
-	if d, ok := ctx.Deadline(); ok {
+	m := wire.Message{Type: wire.TypeCall, ID: id, Handle: handle, Body: args, Timeout: timeout}
+	var expired <-chan time.Time
+	if timeout > 0 {
+		pc.timer.Reset(timeout)
+		expired = pc.timer.C
+	} else if d, ok := ctx.Deadline(); ok {
 		if m.Timeout = time.Until(d); m.Timeout <= 0 {
 			m.Timeout = time.Millisecond
 		}
 	}
 	if err := c.enqueue(ctx, &m); err != nil {
+		pc.timer.Stop()
 		if c.forget(id) {
 			pendingPool.Put(pc)
 		} // else a result is on its way; let pc go to the GC
 		return callResult{}, err
 	}
+	var gaveUp error
 	select {
 	case r := <-pc.ch:
+		pc.timer.Stop()
 		pendingPool.Put(pc)
 		return r, r.err
 	case <-ctx.Done():
-		if c.forget(id) {
-			cancel := wire.Message{Type: wire.TypeCancel, ID: id}
-			c.enqueue(context.Background(), &cancel)
-			pendingPool.Put(pc)
-		} else {
-			<-pc.ch // the result raced us; drain so pc can be reused
-			pendingPool.Put(pc)
-		}
-		return callResult{}, ctx.Err()
+		gaveUp = ctx.Err()
+	case <-expired:
+		gaveUp = context.DeadlineExceeded
 	}
+	pc.timer.Stop()
+	if c.forget(id) {
+		cancel := wire.Message{Type: wire.TypeCancel, ID: id}
+		c.enqueue(context.Background(), &cancel)
+	} else {
+		<-pc.ch // the result raced us; drain so pc can be reused
+	}
+	pendingPool.Put(pc)
+	return callResult{}, gaveUp
 }
 
 // forget removes a pending call and reports whether it was still pending
@@ -438,7 +480,8 @@ func (c *conn) close(err error, goaway *wire.Message) {
 	}
 	if goaway != nil {
 		if c.queue == nil {
-			c.queue = getBuf()
+			c.queueP = getBuf()
+			c.queue = *c.queueP
 		}
 		c.queue, _ = wire.AppendMessage(c.queue, goaway, c.n.cfg.MaxMessageSize)
 	}
@@ -506,15 +549,17 @@ func clone(b []byte) []byte {
 	return append(make([]byte, 0, len(b)), b...)
 }
 
-// Write buffers are pooled so that an idle connection holds none.
+// Write queues are pooled so that an idle connection holds none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+func getBuf() *[]byte {
+	p := bufPool.Get().(*[]byte)
+	*p = (*p)[:0]
+	return p
+}
 
-func putBuf(b []byte) {
-	if cap(b) > 1<<20 {
-		return // let rare huge buffers go
-	}
-	b = b[:0]
-	bufPool.Put(&b)
+// putBuf returns a queue to the pool; b is the queue's array as it grew.
+func putBuf(p *[]byte, b []byte) {
+	*p = b[:0]
+	bufPool.Put(p)
 }

@@ -1,0 +1,243 @@
+// Command peernet-bench compares a PeerNet node (package host) with two
+// baselines over loopback, in one process and one run: a raw TCP echo with
+// pipelined, id-tagged frames, and gRPC unary calls with a pass-through
+// bytes codec. It reports sequential latency, calls per second and MB/s with
+// 64 calls in flight on one connection, connect-to-first-reply time, and,
+// for PeerNet, the cost of an idle connection measured in a child process.
+//
+// Usage:
+//
+//	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0]
+//	              [-only tcp,grpc,peernet,idle] [-cases seq,rps,mbps,connect]
+//	              [-sizes 64,4096,65536] [-json] [-cpuprofile f] [-memprofile f] [-v]
+//
+// The default run takes about 40 seconds on two cores. For a profile of
+// PeerNet alone, for example:
+//
+//	peernet-bench -only peernet -cases rps -d 5s -cpuprofile rps.prof
+//
+// The command re-executes itself with -serve-idle to host the node whose idle
+// connections are measured; that flag is not meant to be used by hand.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the command's flags.
+type options struct {
+	n          int           // sequential calls per payload size
+	warm       int           // sequential warm-up calls per payload size
+	dur        time.Duration // measured duration of each in-flight case
+	warmDur    time.Duration // warm-up before each in-flight case
+	inflight   int           // calls in flight on one connection
+	connects   int           // connect-to-first-reply trials
+	rounds     int           // rounds of every case; the best is reported
+	idle       int           // idle connections for the idle section
+	idleWarm   int           // bytes of one call each idle client makes first; 0: none
+	sections   []string      // tcp, grpc, peernet, idle
+	cases      []string      // seq, rps, mbps, connect
+	sizes      []int         // payload sizes of the sequential case
+	json       bool
+	cpuprofile string
+	memprofile string
+	verbose    bool
+}
+
+var (
+	allSections = []string{"tcp", "grpc", "peernet", "idle"}
+	allCases    = []string{"seq", "rps", "mbps", "connect"}
+)
+
+func (o *options) has(section string) bool   { return slices.Contains(o.sections, section) }
+func (o *options) does(testCase string) bool { return slices.Contains(o.cases, testCase) }
+
+func main() {
+	var o options
+	var only, cases, sizes string
+	var serveIdle bool
+	flag.IntVar(&o.n, "n", 2000, "sequential calls per payload size, after warm-up")
+	flag.DurationVar(&o.dur, "d", 2*time.Second, "measured duration of each 64-in-flight case")
+	flag.IntVar(&o.idle, "idle", 1000, "idle PeerNet connections to open for the idle section")
+	flag.IntVar(&o.idleWarm, "idle-warm", 0, "bytes of one call each idle client makes before going idle (0: none), to see what a connection that carried traffic keeps")
+	flag.IntVar(&o.connects, "connects", 50, "connect-to-first-reply trials (median reported)")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every case, interleaving the systems; the best round is reported")
+	flag.IntVar(&o.inflight, "inflight", 64, "calls in flight on one connection for the rps and mbps cases")
+	flag.StringVar(&only, "only", strings.Join(allSections, ","), "comma list of sections to run: "+strings.Join(allSections, ","))
+	flag.StringVar(&cases, "cases", strings.Join(allCases, ","), "comma list of cases for tcp, grpc and peernet: "+strings.Join(allCases, ","))
+	flag.StringVar(&sizes, "sizes", "64,4096,65536", "comma list of payload sizes (bytes) for the sequential case")
+	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured sections (not the idle child) to this file")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to this file at the end")
+	flag.BoolVar(&o.verbose, "v", false, "report progress on stderr")
+	flag.BoolVar(&serveIdle, "serve-idle", false, "internal: run the node of the idle section, driven over stdin/stdout")
+	flag.Parse()
+
+	if serveIdle {
+		if err := serveIdleNode(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "peernet-bench -serve-idle:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var err error
+	if o.sections, err = parseList(only, allSections); err != nil {
+		fmt.Fprintln(os.Stderr, "peernet-bench: -only:", err)
+		os.Exit(2)
+	}
+	if o.cases, err = parseList(cases, allCases); err != nil {
+		fmt.Fprintln(os.Stderr, "peernet-bench: -cases:", err)
+		os.Exit(2)
+	}
+	if o.sizes, err = parseSizes(sizes); err != nil {
+		fmt.Fprintln(os.Stderr, "peernet-bench: -sizes:", err)
+		os.Exit(2)
+	}
+	if o.n < 1 || o.dur <= 0 || o.idle < 1 || o.connects < 1 || o.inflight < 1 || o.rounds < 1 || o.idleWarm < 0 || o.idleWarm > bulkPayload {
+		fmt.Fprintln(os.Stderr, "peernet-bench: -n, -d, -idle, -connects, -inflight and -rounds must be positive; -idle-warm at most 65536")
+		os.Exit(2)
+	}
+	o.warm = max(o.n/10, 50)
+	o.warmDur = min(o.dur/4, 500*time.Millisecond)
+
+	// An interrupt kills us the default way; the idle child then reads
+	// EOF on its stdin and exits too.
+	if err := run(&o); err != nil {
+		fmt.Fprintln(os.Stderr, "peernet-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseList(s string, known []string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(known, f) {
+			return nil, fmt.Errorf("unknown name %q (want some of %s)", f, strings.Join(known, ","))
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > bulkPayload {
+			return nil, fmt.Errorf("bad size %q (want 1-%d)", f, bulkPayload)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty list")
+	}
+	return out, nil
+}
+
+// run measures every selected section and prints the report.
+func run(o *options) error {
+	rep := &report{
+		GoVersion:  runtime.Version(),
+		OS:         runtime.GOOS + "/" + runtime.GOARCH,
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		NumCPU:     runtime.NumCPU(),
+		N:          o.n,
+		Sizes:      o.sizes,
+		Duration:   o.dur.String(),
+		Inflight:   o.inflight,
+		Connects:   o.connects,
+		Rounds:     o.rounds,
+		Started:    time.Now().UTC().Format(time.RFC3339),
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	var systems []system
+	defer func() {
+		for _, s := range systems {
+			s.close()
+		}
+	}()
+	for _, s := range []struct {
+		section string
+		sys     func() (system, error)
+	}{
+		{"tcp", newTCPSystem},
+		{"grpc", newGRPCSystem},
+		{"peernet", newPeerNetSystem},
+	} {
+		if !o.has(s.section) {
+			continue
+		}
+		sys, err := s.sys()
+		if err != nil {
+			return fmt.Errorf("%s: setting up: %w", s.section, err)
+		}
+		systems = append(systems, sys)
+	}
+	if len(systems) > 0 {
+		var err error
+		if rep.Systems, err = measureSystems(o, systems); err != nil {
+			return err
+		}
+	}
+	if o.has("idle") {
+		o.progress("idle: %d idle PeerNet connections to a node in a child process", o.idle)
+		res, err := measureIdle(o)
+		if err != nil {
+			return fmt.Errorf("idle: %w", err)
+		}
+		rep.Idle = res
+	}
+	rep.Elapsed = time.Since(start).Round(time.Millisecond).String()
+	rep.Targets = evaluateTargets(rep)
+	if o.memprofile != "" {
+		f, err := os.Create(o.memprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		return rep.writeJSON(os.Stdout)
+	}
+	rep.writeTable(os.Stdout)
+	return nil
+}
+
+func (o *options) progress(format string, args ...any) {
+	if o.verbose {
+		fmt.Fprintf(os.Stderr, "peernet-bench: "+format+"\n", args...)
+	}
+}
