@@ -1,0 +1,176 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/trust"
+)
+
+// File is a decoded, validated configuration file. Every default is applied
+// and every path is absolute. A File is plain data: the caller owns it and may
+// read it from several goroutines.
+type File struct {
+	// Path is the absolute path of the file; relative paths in it were
+	// resolved against its directory.
+	Path string
+
+	Node      Node
+	Peers     []Peer   // in file order
+	Plugins   []Plugin // in file order
+	Discovery Discovery
+	Telemetry Telemetry
+}
+
+// LogFormat is how the node writes its logs.
+type LogFormat string
+
+// The log formats log_format accepts.
+const (
+	LogFormatText LogFormat = "text" // human-readable lines
+	LogFormatJSON LogFormat = "json" // one JSON object per line
+)
+
+// Node is the node block: who this node is and how it behaves on the network.
+// The fields mirror host.Config; see HostConfig.
+type Node struct {
+	Name    string
+	DataDir string // absolute
+	Listen  string // host:port; port 0 picks a free port
+
+	LogLevel  hclog.Level // Trace, Debug, Info, Warn or Error
+	LogFormat LogFormat
+
+	CallTimeout      time.Duration
+	HandshakeTimeout time.Duration
+	PingInterval     time.Duration
+	ReconnectMin     time.Duration
+	ReconnectMax     time.Duration
+
+	MaxMessageSize     int
+	MaxHandshakes      int
+	MaxInflightPerPeer int
+
+	// ShutdownGrace bounds how long the daemon lets calls in flight finish
+	// after SIGTERM before it closes the node; 0 means close at once.
+	ShutdownGrace time.Duration
+}
+
+// Peer is a peer block: a peer this node trusts and, if Address is set,
+// dials.
+type Peer struct {
+	Label   string // the block label; unique in the file
+	ID      trust.PeerID
+	Address string // host:port, or "" if the address comes from discovery
+}
+
+// Plugin is a plugin block: a plugin process and the handles it exposes.
+type Plugin struct {
+	Name    string // the block label; unique in the file
+	Command string // absolute path of an existing executable file
+	Args    []string
+	// Env is the plugin's entire environment, apart from the variables
+	// go-plugin itself sets. Nil when the file sets none.
+	Env map[string]string
+	// SHA256 is the expected digest of Command, 64 lowercase hex digits.
+	SHA256 string
+	// Config is the plugin's config object encoded as JSON, "{}" when the
+	// file sets none. Paths in it are passed as written.
+	Config []byte
+	// GracePeriod bounds how long a stopped or swapped-out generation may
+	// take to finish its calls in flight; 0 cancels them at once.
+	GracePeriod time.Duration
+	Restart     Restart
+	// Handles lists the handles exposed from this plugin, in file order.
+	// Handles the plugin serves that are not listed stay closed.
+	Handles []Handle
+}
+
+// Restart is a plugin's crash policy: after more than MaxCrashes crashes
+// within Window the plugin is marked failed; before that it is restarted
+// after a jittered exponential backoff between BackoffMin and BackoffMax.
+type Restart struct {
+	MaxCrashes int
+	Window     time.Duration
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+}
+
+// Handle is a handle block: one handle a plugin serves, and who may use it.
+// Its fields map onto host.ExposeOptions.
+type Handle struct {
+	Name string
+	// Allow lists the only peers that may use the handle, with peer labels
+	// resolved; nil means every trusted peer, empty means none.
+	Allow         []trust.PeerID
+	MaxConcurrent int
+	Timeout       time.Duration // 0: only the caller's deadline applies
+}
+
+// Discovery is the discovery block.
+type Discovery struct {
+	MDNS       bool     // announce this node and browse for peers with mDNS
+	Interfaces []string // interface names; nil means every multicast interface
+}
+
+// Telemetry is the telemetry block.
+type Telemetry struct {
+	// MetricsListen is the host:port of the Prometheus metrics endpoint, or
+	// "" for none.
+	MetricsListen string
+}
+
+// Load reads and decodes the configuration file at path. Relative paths in
+// the file are resolved against the file's directory, and each plugin's
+// command must exist and be executable. Diagnostics name the file as path
+// is written.
+//
+// A problem with the file's content is returned as a *DiagError (matching
+// ErrInvalid) listing every problem found; a file that cannot be read is
+// returned as the *fs.PathError, wrapped.
+func Load(path string) (*File, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: reading configuration: %w", err)
+	}
+	return Parse(src, path)
+}
+
+// Parse decodes a configuration from src as if read from filename, which
+// names the file in diagnostics and whose directory anchors relative paths.
+// It reads the file system only to check plugin commands. Errors are as for
+// Load; a *DiagError keeps a reference to src, for Format.
+func Parse(src []byte, filename string) (*File, error) {
+	f, diags, files := decodeFile(src, filename)
+	if e := newDiagError(diags, files); e != nil {
+		return nil, e
+	}
+	return f, nil
+}
+
+// HostConfig returns the host.Config for the node block, with logger as the
+// node's logger. It is a fresh value the caller owns. Logging options
+// (LogLevel, LogFormat) are not part of host.Config: the caller builds logger
+// from them. Fields the file cannot set (MaxWriteQueue) are left zero, which
+// host reads as its default.
+func (f *File) HostConfig(logger hclog.Logger) host.Config {
+	n := f.Node
+	return host.Config{
+		Name:               n.Name,
+		DataDir:            n.DataDir,
+		ListenAddr:         n.Listen,
+		Logger:             logger,
+		CallTimeout:        n.CallTimeout,
+		HandshakeTimeout:   n.HandshakeTimeout,
+		MaxHandshakes:      n.MaxHandshakes,
+		MaxMessageSize:     n.MaxMessageSize,
+		MaxInflightPerPeer: n.MaxInflightPerPeer,
+		PingInterval:       n.PingInterval,
+		ReconnectMin:       n.ReconnectMin,
+		ReconnectMax:       n.ReconnectMax,
+	}
+}

@@ -1,0 +1,15 @@
+node {
+  name          = "alpha"
+  data_dir      = "data"
+  reconnect_min = "1m"
+}
+
+plugin "echo" {
+  command = "../bin/echo"
+  sha256  = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+  restart {
+    backoff_min = "5s"
+    backoff_max = "1s"
+  }
+}
