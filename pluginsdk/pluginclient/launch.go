@@ -1,0 +1,249 @@
+package pluginclient
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/peernet/peernet/pluginsdk"
+)
+
+const (
+	// DefaultStartTimeout bounds a launch when LaunchConfig.StartTimeout is 0.
+	DefaultStartTimeout = 10 * time.Second
+	// maxSocketDirLen keeps go-plugin's socket paths (the directory, a
+	// per-plugin subdirectory and the socket's name, about 38 bytes more)
+	// under the 108-byte limit of a Unix socket address.
+	maxSocketDirLen = 64
+)
+
+// LaunchConfig configures Launch. Launch does not modify it.
+type LaunchConfig struct {
+	// Name names the plugin in logs and errors. Required.
+	Name string
+	// Path is the plugin's executable. It must be a binary, not a "#!"
+	// script: it is executed through the file descriptor its checksum was
+	// computed on. Required.
+	Path string
+	// Args are the plugin's arguments (without the program name).
+	Args []string
+	// Env is the plugin's whole environment ("KEY=value"), besides what
+	// go-plugin and pluginsdk need: the host's own environment is not
+	// inherited.
+	Env []string
+	// SHA256 is the hex SHA-256 the binary must have. When set, the binary
+	// is opened once, hashed and executed from that same open file, so
+	// replacing the file at Path meanwhile has no effect; a mismatch fails
+	// with ErrChecksum. Empty skips the check (the node's supervisor
+	// requires it).
+	SHA256 string
+	// SocketDir holds the Unix sockets of the plugin and its broker, each
+	// plugin in its own 0700 subdirectory. It is created with mode 0700 if
+	// missing, and must not be writable by group or others, nor longer than
+	// 64 bytes. Empty means the system's temporary directory.
+	SocketDir string
+	// Logger receives the client's logs, the plugin's log entries (re-logged
+	// at their level) and anything it prints, tagged with Name. nil discards
+	// them all.
+	Logger hclog.Logger
+	// Host is served to the plugin for its callbacks; nil means the
+	// plugin's callbacks fail with pluginsdk.ErrUnavailable.
+	Host pluginsdk.Host
+	// Config is handed to the plugin's Configure (JSON by convention).
+	Config []byte
+	// StartTimeout bounds the start, from exec to a plugin ready for calls;
+	// 0 means DefaultStartTimeout.
+	StartTimeout time.Duration
+	// MaxMessageSize bounds each call's arguments and result; 0 means
+	// pluginsdk.DefaultMaxMessageSize. At most pluginsdk.MaxMessageSizeLimit.
+	MaxMessageSize int
+}
+
+// launched is the process side of a Client from Launch.
+type launched struct {
+	gp     *plugin.Client
+	proc   *process
+	hostWG sync.WaitGroup // the Host service goroutine
+}
+
+// stop ends the process and waits for everything go-plugin started. forced
+// kills the process group first instead of asking the plugin to exit.
+func (l *launched) stop(forced bool) {
+	if forced {
+		_ = l.proc.Kill(context.Background())
+	}
+	l.gp.Kill() // asks the plugin to exit, kills it after 2 s, reaps it
+	_ = l.proc.Kill(context.Background())
+	l.hostWG.Wait()
+}
+
+// Launch starts the plugin binary cfg.Path and returns it ready for calls: it
+// verifies the checksum, starts the process through go-plugin (gRPC only,
+// AutoMTLS, Unix sockets in cfg.SocketDir, no inherited environment), then
+// Describes and Configures it and opens the call stream. It blocks until then
+// or until cfg.StartTimeout or ctx's deadline; a cancellation of ctx is
+// noticed once the process has started.
+//
+// On Linux the plugin runs in its own process group (Stop kills the whole
+// group) and gets SIGKILL if the host process dies (Pdeathsig; only the
+// plugin process itself, not processes it starts). On other systems Launch
+// fails.
+func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
+	ocfg := OpenConfig{Name: cfg.Name, Host: cfg.Host, Config: cfg.Config, MaxMessageSize: cfg.MaxMessageSize, Logger: cfg.Logger}
+	if err := ocfg.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Path == "" {
+		return nil, fmt.Errorf("pluginclient: plugin %q: Path is empty", cfg.Name)
+	}
+	timeout := cfg.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+
+	bin, err := os.Open(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
+	}
+	defer bin.Close()
+	if cfg.SHA256 != "" {
+		if err := checkSHA256(bin, cfg.SHA256); err != nil {
+			return nil, fmt.Errorf("pluginclient: plugin %q (%s): %w", cfg.Name, cfg.Path, err)
+		}
+	}
+	socketDir, err := prepareSocketDir(cfg.SocketDir)
+	if err != nil {
+		return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
+	}
+
+	l := &launched{}
+	named := log.Named(cfg.Name)
+	l.gp = plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig: pluginsdk.Handshake(),
+		Plugins:         plugin.PluginSet{pluginsdk.PluginName: hostPlugin{}},
+		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
+			p, err := newProcess(cfg, bin, cmd.Env, log)
+			l.proc = p
+			return p, err
+		},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SkipHostEnv:      true,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: socketDir},
+		StartTimeout:     timeout,
+		Logger:           log,
+		SyncStdout:       &lineLogger{log: named, stream: "stdout"},
+		SyncStderr:       &lineLogger{log: named, stream: "stderr"},
+	})
+	c, err := l.open(ctx, ocfg)
+	if err != nil {
+		if l.proc != nil {
+			_ = l.proc.Kill(context.Background())
+		}
+		l.gp.Kill()
+		l.hostWG.Wait()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (l *launched) open(ctx context.Context, cfg OpenConfig) (*Client, error) {
+	rpc, err := l.gp.Client() // starts the process and dials it
+	if err != nil {
+		return nil, fmt.Errorf("pluginclient: starting plugin %q: %w", cfg.Name, err)
+	}
+	raw, err := rpc.Dispense(pluginsdk.PluginName)
+	if err != nil {
+		return nil, fmt.Errorf("pluginclient: starting plugin %q: %w", cfg.Name, err)
+	}
+	parts := raw.(*grpcParts)
+	c, err := open(ctx, parts.conn, parts.broker, cfg, l, &l.hostWG)
+	if err != nil {
+		return nil, err
+	}
+	// Fail calls the moment the process is gone, even if the connection
+	// somehow lingers.
+	c.loops.Add(1)
+	go func() {
+		defer c.loops.Done()
+		select {
+		case <-l.proc.waited:
+			c.fail(fmt.Errorf("%w: %s: process exited: %v", ErrCrashed, cfg.Name, exitText(l.proc.waitErr)))
+		case <-c.done:
+		}
+	}()
+	return c, nil
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+func checkSHA256(f *os.File, want string) error {
+	want = strings.ToLower(strings.TrimSpace(want))
+	if b, err := hex.DecodeString(want); err != nil || len(b) != sha256.Size {
+		return fmt.Errorf("pluginclient: SHA256 %q is not 64 hex digits", want)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("hashing binary: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("hashing binary: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("%w: binary has sha256 %s, configured %s", ErrChecksum, got, want)
+	}
+	return nil
+}
+
+func prepareSocketDir(dir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("socket directory: %w", err)
+	}
+	if len(dir) > maxSocketDirLen {
+		return "", fmt.Errorf("socket directory %s is too long for Unix socket paths (%d bytes, limit %d)", dir, len(dir), maxSocketDirLen)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating socket directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("socket directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("socket directory %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return "", fmt.Errorf("socket directory %s is writable by group or others (mode %o); use a private directory", dir, fi.Mode().Perm())
+	}
+	return dir, nil
+}

@@ -1,0 +1,172 @@
+package pluginclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/peernet/peernet/pluginsdk"
+)
+
+// process runs a plugin binary for go-plugin (it implements runner.Runner).
+//
+// The process gets its own process group, so that Kill reaches everything it
+// started, and SIGKILL when the host dies (Pdeathsig). Linux sends the
+// parent-death signal when the *thread* that forked the child exits, and the
+// Go runtime ends a thread whenever a goroutine exits while locked to it —
+// any goroutine of any library. So the child is started, watched and reaped
+// by one goroutine that stays locked to its thread for the child's whole
+// life: no other goroutine ever runs on that thread, and the thread lives
+// until the child is gone.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	stdout io.ReadCloser
+	stderr io.ReadCloser
+	log    hclog.Logger
+
+	pid    int           // set before Start returns
+	reap   chan struct{} // closed by Wait: reap the child now
+	waited chan struct{} // closed once the child is reaped
+	// waitErr is how the child ended; read it after waited is closed.
+	waitErr error
+
+	mu   sync.Mutex
+	dead bool // the child has exited and its group was killed
+}
+
+func newProcess(cfg LaunchConfig, bin *os.File, pluginEnv []string, log hclog.Logger) (*process, error) {
+	env := slices.Concat(cfg.Env, pluginEnv, []string{pluginsdk.LogLevelEnv + "=" + levelName(log.GetLevel())})
+	cmd := &exec.Cmd{
+		// The same open file the checksum was computed on.
+		Path: "/proc/self/fd/" + strconv.Itoa(int(bin.Fd())),
+		Args: append([]string{cfg.Path}, cfg.Args...),
+		Env:  env,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:   true,
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	return &process{
+		name:   cfg.Name,
+		cmd:    cmd,
+		stdout: stdout,
+		stderr: stderr,
+		log:    log,
+		reap:   make(chan struct{}),
+		waited: make(chan struct{}),
+	}, nil
+}
+
+func levelName(l hclog.Level) string {
+	if l == hclog.NoLevel {
+		return "info"
+	}
+	return l.String()
+}
+
+func (p *process) Start(context.Context) error {
+	started := make(chan error, 1)
+	go p.run(started)
+	return <-started
+}
+
+func (p *process) run(started chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := p.cmd.Start(); err != nil {
+		p.waitErr = err
+		close(p.waited)
+		started <- err
+		return
+	}
+	p.pid = p.cmd.Process.Pid
+	started <- nil
+
+	// Wait for the exit without reaping: while the child is a zombie its pid
+	// and group ID cannot be reused, so killing the group is safe.
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	p.mu.Lock()
+	p.dead = true
+	_ = unix.Kill(-p.pid, unix.SIGKILL) // whatever the plugin left behind
+	p.mu.Unlock()
+
+	// go-plugin calls Wait once it has read all output; exec.Cmd.Wait closes
+	// the pipes, so it must not run earlier.
+	<-p.reap
+	p.waitErr = p.cmd.Wait()
+	close(p.waited)
+}
+
+func (p *process) Wait(context.Context) error {
+	select {
+	case <-p.reap:
+	default:
+		close(p.reap)
+	}
+	<-p.waited
+	return p.waitErr
+}
+
+// Kill kills the plugin and its whole process group with SIGKILL. It is safe
+// to call more than once and after the plugin exited.
+func (p *process) Kill(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pid == 0 || p.dead {
+		return nil
+	}
+	err := unix.Kill(-p.pid, unix.SIGKILL)
+	_ = unix.Kill(p.pid, unix.SIGKILL) // in case it left its group
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+func (p *process) Stdout() io.ReadCloser { return p.stdout }
+func (p *process) Stderr() io.ReadCloser { return p.stderr }
+func (p *process) Name() string          { return p.name }
+func (p *process) ID() string {
+	if p.pid == 0 {
+		return ""
+	}
+	return strconv.Itoa(p.pid)
+}
+
+func (p *process) Diagnose(context.Context) string {
+	return fmt.Sprintf("plugin %q (%s) did not complete the go-plugin handshake: is it a main package that calls pluginsdk.Serve, built for this OS and architecture?", p.name, p.cmd.Args[0])
+}
+
+func (p *process) PluginToHost(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
+
+func (p *process) HostToPlugin(network, addr string) (string, string, error) {
+	return network, addr, nil
+}
