@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
@@ -112,4 +113,18 @@ func errStatus(err error) wire.Status {
 		}
 	}
 	return wire.StatusHandlerError
+}
+
+// remoteText is the message a caller gets with status st for a handler's
+// err: without the text of st's own sentinel, which the status already
+// says.
+func remoteText(err error, st wire.Status) string {
+	msg := err.Error()
+	if s := statusErr(st); s != nil && st != wire.StatusHandlerError {
+		if msg == s.Error() {
+			return ""
+		}
+		msg = strings.TrimPrefix(msg, s.Error()+": ")
+	}
+	return msg
 }

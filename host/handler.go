@@ -195,10 +195,11 @@ func (e *exposed) serve(ctx context.Context, req *Request) (body []byte, status 
 	}()
 	res, err := e.h.Handle(ctx, req)
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded && errStatus(err) == wire.StatusHandlerError {
-			return []byte(err.Error()), wire.StatusDeadlineExceeded
+		st := errStatus(err)
+		if ctx.Err() == context.DeadlineExceeded && st == wire.StatusHandlerError {
+			st = wire.StatusDeadlineExceeded
 		}
-		return []byte(err.Error()), errStatus(err)
+		return []byte(remoteText(err, st)), st
 	}
 	return res, wire.StatusOK
 }

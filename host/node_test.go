@@ -89,6 +89,15 @@ func TestCallerIdentityAndHandlerError(t *testing.T) {
 		return nil, errors.New("disk on fire")
 	}, host.ExposeOptions{})
 
+	expose(t, b, "down", func(context.Context, *host.Request) ([]byte, error) {
+		return nil, fmt.Errorf("%w: plugin is restarting", host.ErrUnavailable)
+	}, host.ExposeOptions{})
+
+	_, err := a.Call(ctxTimeout(t, 5*time.Second), b.Identity(), "down", nil)
+	var down *host.RemoteError
+	if !errors.Is(err, host.ErrUnavailable) || !errors.As(err, &down) || down.Message != "plugin is restarting" {
+		t.Fatalf("handler returning ErrUnavailable: %v; want ErrUnavailable with message %q", err, "plugin is restarting")
+	}
 	res, err := a.Call(ctxTimeout(t, 5*time.Second), b.Identity(), "whoami", nil)
 	if err != nil || string(res) != a.Identity().String() {
 		t.Fatalf("whoami = %q, %v; want %s", res, err, a.Identity())

@@ -46,8 +46,10 @@ type Config struct {
 
 // RestartPolicy says how a crashed plugin is restarted.
 type RestartPolicy struct {
-	// MaxCrashes within Window mark the plugin failed. Defaults
-	// DefaultMaxCrashes and DefaultCrashWindow.
+	// More than MaxCrashes crashes within Window mark the plugin failed;
+	// 0 fails it at the first crash. A zero RestartPolicy takes every
+	// default (DefaultMaxCrashes, DefaultCrashWindow, ...); otherwise
+	// MaxCrashes is taken as given and zero durations take their defaults.
 	MaxCrashes int
 	Window     time.Duration
 	// BackoffMin and BackoffMax bound the jittered exponential delay
@@ -91,7 +93,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.GracePeriod = DefaultGracePeriod
 	}
 	r := &c.Restart
-	if r.MaxCrashes == 0 {
+	if *r == (RestartPolicy{}) {
 		r.MaxCrashes = DefaultMaxCrashes
 	}
 	if r.Window == 0 {

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/peernet/peernet/control"
+	"github.com/peernet/peernet/host/plugin"
+)
+
+// requestTimeout bounds control requests other than calls.
+const requestTimeout = 30 * time.Second
+
+func status(env *cmdEnv, args []string) error {
+	if len(args) != 0 {
+		return usagef("status takes no arguments")
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.ctx(requestTimeout)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if env.json {
+		return env.printJSON(st)
+	}
+	fmt.Fprintf(env.stdout, "node      %s\nid        %s\nlisten    %s\nuptime    %s\npeers     %d trusted, %d connected\ninflight  %d\n\n",
+		st.Name, st.ID, st.Listen, time.Duration(st.Uptime), st.Peers, st.Connected, st.Inflight)
+	return printPlugins(env, st.Plugins)
+}
+
+func peers(env *cmdEnv, args []string) error {
+	if len(args) != 0 {
+		return usagef("peers takes no arguments")
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.ctx(requestTimeout)
+	defer cancel()
+	ps, err := c.Peers(ctx)
+	if err != nil {
+		return err
+	}
+	return printPeers(env, ps)
+}
+
+func printPeers(env *cmdEnv, ps []control.Peer) error {
+	if env.json {
+		return env.printJSON(ps)
+	}
+	rows := make([][]any, len(ps))
+	for i, p := range ps {
+		state := "down"
+		if p.Connected {
+			state = "up"
+		}
+		rows[i] = []any{p.Label, p.ID, state, dash(p.Addr), dash(p.Source), p.AddedAt.Local().Format(time.DateTime)}
+	}
+	return env.table([]any{"LABEL", "ID", "STATE", "ADDRESS", "FOUND", "TRUSTED SINCE"}, rows)
+}
+
+func trustCmd(env *cmdEnv, args []string) error {
+	if len(args) == 0 {
+		return usagef("trust needs add, remove or list")
+	}
+	switch {
+	case args[0] == "add" && len(args) == 3:
+	case args[0] == "remove" && len(args) == 2:
+	case args[0] == "list" && len(args) == 1:
+	default:
+		return usagef("usage: trust add PEERID LABEL | trust remove PEER | trust list")
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.ctx(requestTimeout)
+	defer cancel()
+	switch args[0] {
+	case "add":
+		if err := c.Trust(ctx, args[1], args[2]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "trusted %s as %q\n", args[1], args[2])
+	case "remove":
+		if err := c.Untrust(ctx, args[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "no longer trusting %s\n", args[1])
+	case "list":
+		ps, err := c.Peers(ctx)
+		if err != nil {
+			return err
+		}
+		return printPeers(env, ps)
+	}
+	return nil
+}
+
+func connect(env *cmdEnv, args []string) error {
+	if len(args) != 2 {
+		return usagef("connect needs PEER and HOST:PORT")
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.ctx(requestTimeout)
+	defer cancel()
+	if err := c.Connect(ctx, args[0], args[1]); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "connected to %s\n", args[0])
+	return nil
+}
+
+// callArgs builds a call request from PEER HANDLE [ARGS | -].
+func callArgs(env *cmdEnv, args []string) (control.CallRequest, error) {
+	if len(args) < 2 || len(args) > 3 {
+		return control.CallRequest{}, usagef("need PEER HANDLE [ARGS | -]")
+	}
+	req := control.CallRequest{Peer: args[0], Handle: args[1], Timeout: control.Duration(env.timeout)}
+	if len(args) == 3 {
+		if args[2] == "-" {
+			b, err := io.ReadAll(env.stdin)
+			if err != nil {
+				return req, fmt.Errorf("reading arguments from stdin: %w", err)
+			}
+			req.Args = b
+		} else {
+			req.Args = []byte(args[2])
+		}
+	}
+	return req, nil
+}
+
+func call(env *cmdEnv, args []string) error {
+	req, err := callArgs(env, args)
+	if err != nil {
+		return err
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	// The node applies the call's own timeout; this only guards the socket.
+	ctx, cancel := env.ctx(-1)
+	defer cancel()
+	res, err := c.Call(ctx, req)
+	if err != nil {
+		return err
+	}
+	if env.json {
+		return env.printJSON(control.CallResponse{Result: res})
+	}
+	env.stdout.Write(res)
+	if len(res) > 0 && res[len(res)-1] != '\n' {
+		fmt.Fprintln(env.stdout)
+	}
+	return nil
+}
+
+func send(env *cmdEnv, args []string) error {
+	req, err := callArgs(env, args)
+	if err != nil {
+		return err
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.ctx(requestTimeout)
+	defer cancel()
+	return c.Send(ctx, req)
+}
+
+func plugins(env *cmdEnv, args []string) error {
+	if len(args) != 0 {
+		return usagef("plugins takes no arguments")
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.ctx(requestTimeout)
+	defer cancel()
+	ps, err := c.Plugins(ctx)
+	if err != nil {
+		return err
+	}
+	if env.json {
+		return env.printJSON(ps)
+	}
+	return printPlugins(env, ps)
+}
+
+func printPlugins(env *cmdEnv, ps []plugin.Status) error {
+	rows := make([][]any, len(ps))
+	for i, p := range ps {
+		pid := "-"
+		if p.Pid != 0 {
+			pid = fmt.Sprint(p.Pid)
+		}
+		rows[i] = []any{p.Name, dash(p.Version), p.State, p.Generation, pid, p.Restarts, p.InFlight, dash(strings.Join(p.Handles, ","))}
+	}
+	if err := env.table([]any{"PLUGIN", "VERSION", "STATE", "GEN", "PID", "RESTARTS", "INFLIGHT", "HANDLES"}, rows); err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if p.LastError != "" {
+			fmt.Fprintf(env.stdout, "%s: last error: %s\n", p.Name, p.LastError)
+		}
+	}
+	return nil
+}
+
+func reload(env *cmdEnv, args []string) error {
+	if len(args) != 0 {
+		return usagef("reload takes no arguments")
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.ctx(2 * time.Minute)
+	defer cancel()
+	r, err := c.Reload(ctx)
+	if err != nil {
+		return err
+	}
+	if env.json {
+		return env.printJSON(r)
+	}
+	fmt.Fprintf(env.stdout, "reloaded: peers %s; plugins %s\n", list(r.Peers), list(r.Plugins))
+	for _, s := range r.RestartNeeded {
+		fmt.Fprintf(env.stdout, "note: %s\n", s)
+	}
+	if r.Warning != "" {
+		fmt.Fprintf(env.stderr, "warning: %s\n", r.Warning)
+		return fmt.Errorf("some plugins did not start")
+	}
+	return nil
+}
+
+func revoke(env *cmdEnv, args []string) error {
+	if len(args) < 1 || len(args) > 2 {
+		return usagef("revoke needs PLUGIN [HANDLE]")
+	}
+	handle := ""
+	if len(args) == 2 {
+		handle = args[1]
+	}
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := env.ctx(2 * time.Minute)
+	defer cancel()
+	if err := c.Revoke(ctx, args[0], handle); err != nil {
+		return err
+	}
+	if handle == "" {
+		fmt.Fprintf(env.stdout, "revoked plugin %s\n", args[0])
+	} else {
+		fmt.Fprintf(env.stdout, "revoked %s of plugin %s\n", handle, args[0])
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func list(items []string) string {
+	if len(items) == 0 {
+		return "unchanged"
+	}
+	return strings.Join(items, " ")
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/peernet/peernet/config"
+	"github.com/peernet/peernet/control"
+	"github.com/peernet/peernet/daemon"
+)
+
+// cmdEnv is what a subcommand runs with.
+type cmdEnv struct {
+	name           string
+	configPath     string
+	json           bool
+	timeout        time.Duration
+	stdout, stderr io.Writer
+	stdin          io.Reader
+
+	// init's flags
+	initName, initDataDir, initListen string
+	initForce                         bool
+}
+
+// loadConfig reads the configuration file.
+func (e *cmdEnv) loadConfig() (*config.File, error) {
+	return config.Load(e.configPath)
+}
+
+// client connects to the running node named by the configuration file.
+func (e *cmdEnv) client() (*control.Client, error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return control.NewClient(filepath.Join(cfg.Node.DataDir, daemon.ControlSocket))
+}
+
+// ctx bounds a control request by -timeout, or by def when it is unset.
+func (e *cmdEnv) ctx(def time.Duration) (context.Context, context.CancelFunc) {
+	d := e.timeout
+	if d == 0 {
+		d = def
+	}
+	if d <= 0 {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+// printJSON writes v as indented JSON.
+func (e *cmdEnv) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows as aligned columns.
+func (e *cmdEnv) table(header []any, rows [][]any) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	line := func(cells []any) {
+		for i, c := range cells {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, c)
+		}
+		fmt.Fprintln(tw)
+	}
+	line(header)
+	for _, r := range rows {
+		line(r)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,131 @@
+// Package control implements the control protocol between peernet-host's
+// command-line client and a running node: small HTTP+JSON requests over a
+// Unix socket in the node's data dir that only the node's user can open.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/peernet/peernet/host/plugin"
+)
+
+// API paths. Every request and response body is JSON.
+const (
+	PathStatus  = "/v1/status"  // GET: Status
+	PathPeers   = "/v1/peers"   // GET: []Peer
+	PathTrust   = "/v1/trust"   // GET: []Peer; POST TrustRequest; DELETE ?peer=
+	PathConnect = "/v1/connect" // POST ConnectRequest
+	PathCall    = "/v1/call"    // POST CallRequest: CallResponse
+	PathSend    = "/v1/send"    // POST CallRequest
+	PathPlugins = "/v1/plugins" // GET: []plugin.Status
+	PathReload  = "/v1/reload"  // POST: ReloadResponse
+	PathRevoke  = "/v1/revoke"  // POST RevokeRequest
+)
+
+// Status describes the running node.
+type Status struct {
+	Name      string          `json:"name"`
+	ID        string          `json:"id"`
+	Listen    string          `json:"listen"`
+	Uptime    Duration        `json:"uptime"`
+	Peers     int             `json:"peers"`     // trusted
+	Connected int             `json:"connected"` // of those, connected
+	Inflight  int             `json:"inflight"`  // inbound calls running
+	Plugins   []plugin.Status `json:"plugins"`
+}
+
+// Peer is one trusted peer.
+type Peer struct {
+	ID        string    `json:"id"`
+	Label     string    `json:"label"`
+	AddedAt   time.Time `json:"added_at"`
+	Connected bool      `json:"connected"`
+	Addr      string    `json:"addr,omitempty"`
+	Source    string    `json:"source,omitempty"`
+}
+
+// TrustRequest adds a peer to the trust list.
+type TrustRequest struct {
+	ID    string `json:"id"`
+	Label string `json:"label"`
+}
+
+// ConnectRequest dials a peer, named by label or PeerID.
+type ConnectRequest struct {
+	Peer string `json:"peer"`
+	Addr string `json:"addr"`
+}
+
+// CallRequest calls or sends to a handle on a peer (label or PeerID).
+type CallRequest struct {
+	Peer    string   `json:"peer"`
+	Handle  string   `json:"handle"`
+	Args    []byte   `json:"args"`
+	Timeout Duration `json:"timeout,omitempty"` // 0: the node's default
+}
+
+// CallResponse is a call's result.
+type CallResponse struct {
+	Result []byte `json:"result"`
+}
+
+// RevokeRequest revokes a plugin's handle, or the whole plugin when Handle
+// is empty.
+type RevokeRequest struct {
+	Plugin string `json:"plugin"`
+	Handle string `json:"handle,omitempty"`
+}
+
+// ReloadResponse says what a reload changed.
+type ReloadResponse struct {
+	Peers         []string `json:"peers"`
+	Plugins       []string `json:"plugins"`
+	RestartNeeded []string `json:"restart_needed"`
+	// Warning reports plugins that did not come up; the rest applied.
+	Warning string `json:"warning,omitempty"`
+}
+
+// Error is a failed request as the node reports it. Code says what kind of
+// failure it is, for scripts and exit codes.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes.
+const (
+	CodeBadRequest    = "bad_request"    // malformed request or argument
+	CodeUnknownPeer   = "unknown_peer"   // no trusted peer by that label or ID
+	CodeNotConnected  = "not_connected"  // no live connection to the peer
+	CodeInvalidConfig = "invalid_config" // reload: the file has errors; nothing changed
+	CodeRemote        = "remote"         // the peer answered with a failure status
+	CodeTimeout       = "timeout"        // the deadline passed
+	CodeFailed        = "failed"         // anything else
+)
+
+// Duration is a time.Duration that reads and writes as text ("1.5s").
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("control: bad duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Errors of the Client.
+var (
+	// ErrNotRunning means no node answers on the control socket.
+	ErrNotRunning = errors.New("control: node is not running")
+	// ErrSocketPermissions means the control socket is open to other users,
+	// so the client refuses to talk through it.
+	ErrSocketPermissions = errors.New("control: control socket has unsafe permissions")
+)

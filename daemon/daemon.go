@@ -1,0 +1,271 @@
+// Package daemon implements what peernet-host run does: a node, its plugins
+// and its control socket, built from one configuration file and brought in
+// line with that file again on reload without dropping connections.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/peernet/peernet/config"
+	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/host/plugin"
+	"github.com/peernet/peernet/trust"
+)
+
+// ControlSocket is the name of the control socket in the node's data dir.
+const ControlSocket = "control.sock"
+
+// Daemon is a running node with its plugins and control socket.
+type Daemon struct {
+	path    string
+	log     hclog.Logger
+	started time.Time
+
+	node *host.Node
+	sup  *plugin.Supervisor
+	ctl  *controlServer
+
+	mu  sync.Mutex // serialises Reload and Shutdown; guards cfg
+	cfg *config.File
+
+	closeOnce sync.Once
+}
+
+// Start loads the configuration file at path and starts the node, its
+// declared peers and plugins, and the control socket. A plugin that fails to
+// start does not stop the node: it is reported in the error returned with
+// the running Daemon, and the supervisor keeps restarting it per its policy.
+// Any other failure stops everything started and returns a nil Daemon.
+func Start(path string, log hclog.Logger) (*Daemon, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{path: path, log: log, cfg: cfg, started: time.Now()}
+	hc := cfg.HostConfig(log)
+	if cfg.Discovery.MDNS {
+		hc.MDNS = &host.MDNSConfig{Interfaces: cfg.Discovery.Interfaces}
+	}
+	if d.node, err = host.Start(hc); err != nil {
+		return nil, err
+	}
+	if err := d.applyPeers(nil, cfg.Peers); err != nil {
+		d.node.Close()
+		return nil, err
+	}
+	d.sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{
+		Node:      d.node,
+		SocketDir: socketDir(cfg.Node.DataDir),
+		Logger:    log.Named("plugins"),
+	})
+	if err != nil {
+		d.node.Close()
+		return nil, err
+	}
+	if d.ctl, err = listenControl(d, filepath.Join(cfg.Node.DataDir, ControlSocket)); err != nil {
+		d.sup.Close()
+		d.node.Close()
+		return nil, err
+	}
+	pluginErr := d.sup.Apply(context.Background(), pluginConfigs(cfg))
+	log.Info("peernet-host running", "id", d.node.Identity(), "listen", d.node.Addr(), "config", path)
+	return d, pluginErr
+}
+
+// socketDir picks the directory for the plugins' Unix sockets: inside the
+// data dir when its path is short enough for socket addresses, else a fresh
+// private directory under the system's temporary directory.
+func socketDir(dataDir string) string {
+	dir := filepath.Join(dataDir, "sockets")
+	if len(dir) <= 64 {
+		return dir
+	}
+	return ""
+}
+
+// Node returns the daemon's node.
+func (d *Daemon) Node() *host.Node { return d.node }
+
+// Plugins returns the daemon's plugin supervisor.
+func (d *Daemon) Plugins() *plugin.Supervisor { return d.sup }
+
+// Reload re-reads the configuration file and applies the difference: peers
+// are trusted, re-labelled, re-addressed or untrusted, plugins start, stop
+// or swap, handles are re-exposed. Connections to peers that did not change
+// stay up. An invalid file changes nothing and is returned as the config
+// error. Settings of the node block that need a restart (name, data dir,
+// listen address, limits) are reported in the summary, not applied.
+func (d *Daemon) Reload(ctx context.Context) (*ReloadSummary, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg, err := config.Load(d.path)
+	if err != nil {
+		return nil, err
+	}
+	sum := &ReloadSummary{}
+	if cfg.Node != d.cfg.Node {
+		sum.RestartNeeded = append(sum.RestartNeeded, "node block changed; restart to apply it")
+	}
+	if !slices.Equal(cfg.Discovery.Interfaces, d.cfg.Discovery.Interfaces) || cfg.Discovery.MDNS != d.cfg.Discovery.MDNS {
+		sum.RestartNeeded = append(sum.RestartNeeded, "discovery block changed; restart to apply it")
+	}
+	if cfg.Telemetry != d.cfg.Telemetry {
+		sum.RestartNeeded = append(sum.RestartNeeded, "telemetry block changed; restart to apply it")
+	}
+	if err := d.applyPeers(d.cfg.Peers, cfg.Peers); err != nil {
+		return nil, err
+	}
+	sum.Peers = peerChanges(d.cfg.Peers, cfg.Peers)
+	sum.Plugins = pluginChanges(d.cfg.Plugins, cfg.Plugins)
+	err = d.sup.Apply(ctx, pluginConfigs(cfg))
+	d.cfg = cfg
+	d.log.Info("configuration reloaded", "peers", sum.Peers, "plugins", sum.Plugins, "restart_needed", sum.RestartNeeded)
+	return sum, err
+}
+
+// ReloadSummary says what a reload changed.
+type ReloadSummary struct {
+	Peers         []string `json:"peers"`          // e.g. "+beta", "-gamma", "~beta (address)"
+	Plugins       []string `json:"plugins"`        // e.g. "+kv", "-old", "~echo"
+	RestartNeeded []string `json:"restart_needed"` // settings that take a restart
+}
+
+// applyPeers moves the trust list and dial addresses from the peers declared
+// in before to those in after. Peers trusted by other means (the CLI) are
+// left alone.
+func (d *Daemon) applyPeers(before, after []config.Peer) error {
+	keep := map[trust.PeerID]bool{}
+	for _, p := range after {
+		keep[p.ID] = true
+		if err := d.node.Trust(p.ID, p.Label); err != nil {
+			return fmt.Errorf("trusting peer %q: %w", p.Label, err)
+		}
+		if p.Address != "" {
+			if err := d.node.SetAddr(p.ID, p.Address, "config"); err != nil {
+				return fmt.Errorf("peer %q: %w", p.Label, err)
+			}
+		}
+	}
+	for _, p := range before {
+		if !keep[p.ID] {
+			if err := d.node.Untrust(p.ID); err != nil {
+				return fmt.Errorf("untrusting peer %q: %w", p.Label, err)
+			}
+		}
+	}
+	return nil
+}
+
+func peerChanges(before, after []config.Peer) []string {
+	old := map[trust.PeerID]config.Peer{}
+	for _, p := range before {
+		old[p.ID] = p
+	}
+	var out []string
+	for _, p := range after {
+		o, ok := old[p.ID]
+		switch {
+		case !ok:
+			out = append(out, "+"+p.Label)
+		case o != p:
+			out = append(out, "~"+p.Label)
+		}
+		delete(old, p.ID)
+	}
+	for _, p := range old {
+		out = append(out, "-"+p.Label)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func pluginChanges(before, after []config.Plugin) []string {
+	old := map[string]config.Plugin{}
+	for _, p := range before {
+		old[p.Name] = p
+	}
+	var out []string
+	for _, p := range after {
+		o, ok := old[p.Name]
+		switch {
+		case !ok:
+			out = append(out, "+"+p.Name)
+		case fmt.Sprint(o) != fmt.Sprint(p):
+			out = append(out, "~"+p.Name)
+		}
+		delete(old, p.Name)
+	}
+	for name := range old {
+		out = append(out, "-"+name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pluginConfigs maps the file's plugin blocks to the supervisor's configs.
+func pluginConfigs(f *config.File) []plugin.Config {
+	out := make([]plugin.Config, 0, len(f.Plugins))
+	for _, p := range f.Plugins {
+		pc := plugin.Config{
+			Name:         p.Name,
+			Path:         p.Command,
+			SHA256:       p.SHA256,
+			Args:         p.Args,
+			PluginConfig: p.Config,
+			GracePeriod:  p.GracePeriod,
+			Restart: plugin.RestartPolicy{
+				MaxCrashes: p.Restart.MaxCrashes,
+				Window:     p.Restart.Window,
+				BackoffMin: p.Restart.BackoffMin,
+				BackoffMax: p.Restart.BackoffMax,
+			},
+		}
+		keys := make([]string, 0, len(p.Env))
+		for k := range p.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			pc.Env = append(pc.Env, k+"="+p.Env[k])
+		}
+		for _, h := range p.Handles {
+			pc.Handles = append(pc.Handles, plugin.Handle{Name: h.Name, Allow: h.Allow, MaxConcurrent: h.MaxConcurrent, Timeout: h.Timeout})
+		}
+		out = append(out, pc)
+	}
+	return out
+}
+
+// Shutdown stops the daemon: new inbound calls are refused while those in
+// flight get until the configured shutdown grace (or ctx, if sooner) to
+// finish; then the plugins stop and the node closes. Safe to call more
+// than once.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	var err error
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		grace := d.cfg.Node.ShutdownGrace
+		d.mu.Unlock()
+		ctx, cancel := context.WithTimeout(ctx, grace)
+		defer cancel()
+		d.ctl.close()
+		if e := d.node.Shutdown(ctx); e != nil && !errors.Is(e, context.DeadlineExceeded) {
+			err = e
+		}
+		d.sup.Close()
+		d.log.Info("peernet-host stopped")
+	})
+	return err
+}
+
+// Uptime is how long the daemon has run.
+func (d *Daemon) Uptime() time.Duration { return time.Since(d.started).Round(time.Second) }
