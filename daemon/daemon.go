@@ -18,6 +18,7 @@ import (
 	"github.com/peernet/peernet/config"
 	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/host/plugin"
+	"github.com/peernet/peernet/telemetry"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -30,9 +31,10 @@ type Daemon struct {
 	log     hclog.Logger
 	started time.Time
 
-	node *host.Node
-	sup  *plugin.Supervisor
-	ctl  *controlServer
+	node    *host.Node
+	sup     *plugin.Supervisor
+	ctl     *controlServer
+	metrics *metricsServer // nil without a telemetry block
 
 	mu  sync.Mutex // serialises Reload and Shutdown; guards cfg
 	cfg *config.File
@@ -55,6 +57,11 @@ func Start(path string, log hclog.Logger) (*Daemon, error) {
 	if cfg.Discovery.MDNS {
 		hc.MDNS = &host.MDNSConfig{Interfaces: cfg.Discovery.Interfaces}
 	}
+	var metrics *telemetry.Metrics
+	if cfg.Telemetry.MetricsListen != "" {
+		metrics = telemetry.New()
+		hc.Observer = metrics
+	}
 	if d.node, err = host.Start(hc); err != nil {
 		return nil, err
 	}
@@ -75,6 +82,16 @@ func Start(path string, log hclog.Logger) (*Daemon, error) {
 		d.sup.Close()
 		d.node.Close()
 		return nil, err
+	}
+	if metrics != nil {
+		metrics.Watch(d.node, d.sup)
+		if d.metrics, err = serveMetrics(cfg.Telemetry.MetricsListen, metrics); err != nil {
+			d.ctl.close()
+			d.sup.Close()
+			d.node.Close()
+			return nil, err
+		}
+		log.Info("serving metrics", "addr", d.metrics.addr())
 	}
 	pluginErr := d.sup.Apply(context.Background(), pluginConfigs(cfg))
 	log.Info("peernet-host running", "id", d.node.Identity(), "listen", d.node.Addr(), "config", path)
@@ -258,6 +275,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, grace)
 		defer cancel()
 		d.ctl.close()
+		if d.metrics != nil {
+			d.metrics.close()
+		}
 		if e := d.node.Shutdown(ctx); e != nil && !errors.Is(e, context.DeadlineExceeded) {
 			err = e
 		}

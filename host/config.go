@@ -93,7 +93,29 @@ type Config struct {
 	// rendezvous service). Like mDNS hints, they are used only for trusted
 	// peers, and the handshake still proves the key.
 	Discovery []discovery.Source
+
+	// Observer, if set, is told of every inbound request served and every
+	// handshake, for metrics.
+	Observer Observer
 }
+
+// Observer receives events for metrics. Its methods are called on the
+// node's hot paths, concurrently: they must be fast and must not block.
+type Observer interface {
+	// Served reports an inbound call or send and its outcome; d is the
+	// handler's run time (zero for requests refused before running).
+	// handle is "" when no such handle is exposed, so that callers cannot
+	// grow the set of values without bound.
+	Served(handle string, kind Kind, status wire.Status, d time.Duration)
+	// Handshake reports a finished handshake; err is nil on success.
+	Handshake(inbound bool, err error)
+}
+
+// nopObserver is the Observer of a node configured without one.
+type nopObserver struct{}
+
+func (nopObserver) Served(string, Kind, wire.Status, time.Duration) {}
+func (nopObserver) Handshake(bool, error)                         {}
 
 // MDNSConfig configures mDNS discovery; the zero value announces and
 // browses on every multicast-capable interface.
@@ -122,6 +144,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	setDuration(&c.CallTimeout, DefaultCallTimeout)
 	setDuration(&c.HandshakeTimeout, DefaultHandshakeTimeout)

@@ -283,6 +283,11 @@ func (e *connLostError) Is(target error) bool {
 // goroutine. Rejections are answered from the reader without a goroutine.
 func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 	reject := func(st wire.Status, msg string) {
+		handle := m.Handle
+		if st == wire.StatusNoSuchHandle {
+			handle = ""
+		}
+		c.n.cfg.Observer.Served(handle, kind, st, 0)
 		if kind == KindCall {
 			c.reply(m.ID, st, []byte(msg))
 		}
@@ -333,7 +338,9 @@ type inbound struct {
 func (in *inbound) run() {
 	c := in.c
 	defer c.n.wg.Done()
+	start := time.Now()
 	body, st := in.e.serve(in.ctx, &in.req)
+	c.n.cfg.Observer.Served(in.req.Handle, in.req.Kind, st, time.Since(start))
 	in.e.release()
 	c.imu.Lock()
 	c.running--

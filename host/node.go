@@ -372,6 +372,7 @@ func (n *Node) dial(ctx context.Context, peer trust.PeerID, addr string) error {
 		return fmt.Errorf("host: dialing %s at %s: %w", peer.Short(), addr, err)
 	}
 	sc, err := wire.Client(ctx, raw, n.local, peer)
+	n.cfg.Observer.Handshake(false, err)
 	if err != nil {
 		return fmt.Errorf("host: handshake with %s at %s: %w", peer.Short(), addr, err)
 	}
@@ -417,6 +418,7 @@ func (n *Node) accept(raw net.Conn) {
 		}
 		return wire.Accept
 	})
+	n.cfg.Observer.Handshake(true, err)
 	if err != nil {
 		n.log.Debug("inbound handshake failed", "remote", raw.RemoteAddr(), "error", err)
 		return
