@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,13 @@ import (
 func TestMetricsEndpoint(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "node.hcl")
+	// The metrics address must name a port: borrow a free one.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := l.Addr().String()
+	l.Close()
 	cfg := `
 node {
   name     = "metrics-test"
@@ -24,7 +32,7 @@ node {
   listen   = "127.0.0.1:0"
 }
 telemetry {
-  metrics_listen = "127.0.0.1:0"
+  metrics_listen = "` + metricsAddr + `"
 }
 `
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
