@@ -121,9 +121,30 @@ func (c *conn) start() {
 // enqueue encodes m onto the write queue. It blocks while the queue is full,
 // until ctx is done. It fails with the connection's error once it is closing.
 func (c *conn) enqueue(ctx context.Context, m *wire.Message) error {
+	return c.push(ctx, m, true)
+}
+
+// control queues a small message that must not wait for room: the reader
+// sends pongs and refusals, and the pinger pings, and neither may block
+// behind a full queue, or two peers that both stopped reading would wait on
+// each other. A peer that lets even these pile up is not reading at all, and
+// its connection is closed.
+func (c *conn) control(m *wire.Message) {
+	if err := c.push(nil, m, false); errors.Is(err, errNotReading) {
+		c.log.Warn("closing connection: peer is not reading", "queued", c.n.cfg.MaxWriteQueue)
+		c.shutdown(&connLostError{err}, false)
+	}
+}
+
+var errNotReading = errors.New("peer is not reading")
+
+func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !c.closing && len(c.queue) > c.n.cfg.MaxWriteQueue {
+	if !wait && !c.closing && len(c.queue) > 2*c.n.cfg.MaxWriteQueue {
+		return errNotReading
+	}
+	if wait && !c.closing && len(c.queue) > c.n.cfg.MaxWriteQueue {
 		stop := context.AfterFunc(ctx, func() {
 			c.wmu.Lock()
 			c.wspace.Broadcast()
@@ -221,8 +242,7 @@ func (c *conn) readLoop() {
 				cancel()
 			}
 		case wire.TypePing:
-			pong := wire.Message{Type: wire.TypePong, Opaque: m.Opaque}
-			c.enqueue(context.Background(), &pong) // fails only when closing
+			c.control(&wire.Message{Type: wire.TypePong, Opaque: m.Opaque})
 		case wire.TypePong:
 			// Receiving it was the point.
 		case wire.TypeGoaway:
@@ -289,7 +309,7 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 		}
 		c.n.cfg.Observer.Served(handle, kind, st, 0)
 		if kind == KindCall {
-			c.reply(m.ID, st, []byte(msg))
+			c.control(&wire.Message{Type: wire.TypeReply, ID: m.ID, Status: st, Body: []byte(msg)})
 		}
 	}
 	if c.n.draining.Load() {
@@ -422,8 +442,7 @@ func (c *conn) call(ctx context.Context, handle string, args []byte, timeout tim
 	}
 	pc.timer.Stop()
 	if c.forget(id) {
-		cancel := wire.Message{Type: wire.TypeCancel, ID: id}
-		c.enqueue(context.Background(), &cancel)
+		c.control(&wire.Message{Type: wire.TypeCancel, ID: id})
 	} else {
 		<-pc.ch // the result raced us; drain so pc can be reused
 	}
@@ -447,8 +466,7 @@ func (c *conn) send(ctx context.Context, handle string, args []byte) error {
 }
 
 func (c *conn) ping() {
-	m := wire.Message{Type: wire.TypePing, Opaque: c.recv.Load()}
-	c.enqueue(context.Background(), &m)
+	c.control(&wire.Message{Type: wire.TypePing, Opaque: c.recv.Load()})
 }
 
 func (c *conn) isClosing() bool {
@@ -518,8 +536,7 @@ func (c *conn) retire() {
 	if c.retired.Swap(true) {
 		return
 	}
-	m := wire.Message{Type: wire.TypeGoaway, Code: wire.GoawayReplaced}
-	c.enqueue(context.Background(), &m)
+	c.control(&wire.Message{Type: wire.TypeGoaway, Code: wire.GoawayReplaced})
 	c.maybeFinishRetire()
 	// Bound the drain: a peer that never says "replaced" too does not keep
 	// the connection forever.

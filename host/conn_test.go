@@ -389,3 +389,39 @@ func TestHandshakeStallAndFlood(t *testing.T) {
 	peernettest.TrustEach(t, a, c)
 	peernettest.Connect(t, c, a)
 }
+
+// A peer that sends but never reads cannot make the node queue without
+// bound: refusals pile up to a cap, then the node drops the connection.
+func TestPeerThatNeverReads(t *testing.T) {
+	nodes := peernettest.Nodes(t, 2, host.Config{MaxMessageSize: 4 << 10, MaxWriteQueue: 64 << 10})
+	a, good := nodes[0], nodes[1]
+	expose(t, a, "echo", echo, host.ExposeOptions{})
+	p := dialRaw(t, a)
+
+	// Calls to a handle that does not exist, each refused from the reader
+	// with a small reply, sent in batches and never read.
+	var batch []byte
+	for i := range 1000 {
+		var err error
+		batch, err = wire.AppendMessage(batch, &wire.Message{Type: wire.TypeCall, ID: uint64(i + 1), Handle: "nope"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for {
+			p.conn.SetWriteDeadline(time.Now().Add(peernettest.Timeout))
+			if _, err := p.conn.Write(batch); err != nil {
+				return
+			}
+		}
+	}()
+	peernettest.Eventually(t, "node drops the peer that does not read", func() bool { return !a.Connected(p.id.PeerID()) })
+	p.conn.Close()
+	<-closed
+	if res, err := good.Call(ctxTimeout(t, 5*time.Second), a.Identity(), "echo", []byte("ok")); err != nil || string(res) != "ok" {
+		t.Fatalf("well-behaved peer's call failed: %q, %v", res, err)
+	}
+}
