@@ -115,7 +115,7 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) Served(string, Kind, wire.Status, time.Duration) {}
-func (nopObserver) Handshake(bool, error)                         {}
+func (nopObserver) Handshake(bool, error)                           {}
 
 // MDNSConfig configures mDNS discovery; the zero value announces and
 // browses on every multicast-capable interface.

@@ -30,8 +30,9 @@ import (
 	"github.com/peernet/peernet/pluginsdk"
 )
 
-// version is reported to the node.
-const version = "1.0.0"
+// version is reported to the node. A variable, so a build can stamp it:
+// go build -ldflags "-X main.version=2.0.0".
+var version = "1.0.0"
 
 func main() {
 	pluginsdk.Serve(newPlugin().config())
