@@ -52,7 +52,7 @@ type conn struct {
 
 	// Inbound requests in flight, guarded by imu.
 	imu     sync.Mutex
-	inbound map[uint64]context.CancelFunc // calls only, for cancel messages
+	inbound map[uint64]*reqCtx // calls only, for cancel messages
 	running int                           // calls and sends
 
 	// Tie-break drain (see retire): both sides send goaway "replaced" on
@@ -93,7 +93,7 @@ func newConn(n *Node, sc *wire.Conn, dialed bool) *conn {
 		peer:       sc.RemotePeer(),
 		dialed:     dialed,
 		pending:    make(map[uint64]*pendingCall),
-		inbound:    make(map[uint64]context.CancelFunc),
+		inbound:    make(map[uint64]*reqCtx),
 		writerDone: make(chan struct{}),
 	}
 	c.log = n.log.With("peer", c.peer.Short())
@@ -236,10 +236,10 @@ func (c *conn) readLoop() {
 			c.handleReply(&m)
 		case wire.TypeCancel:
 			c.imu.Lock()
-			cancel := c.inbound[m.ID]
+			rc := c.inbound[m.ID]
 			c.imu.Unlock()
-			if cancel != nil {
-				cancel()
+			if rc != nil {
+				rc.cancel(context.Canceled)
 			}
 		case wire.TypePing:
 			c.control(&wire.Message{Type: wire.TypePong, Opaque: m.Opaque})
@@ -331,13 +331,12 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 	c.running++
 	in := &inbound{c: c, e: e, id: m.ID}
 	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: clone(m.Body)}
+	in.ctx.parent = c.ctx
 	if m.Timeout > 0 {
-		in.ctx, in.cancel = context.WithTimeout(c.ctx, m.Timeout)
-	} else {
-		in.ctx, in.cancel = context.WithCancel(c.ctx)
+		in.ctx.deadline = time.Now().Add(m.Timeout)
 	}
 	if kind == KindCall {
-		c.inbound[m.ID] = in.cancel
+		c.inbound[m.ID] = &in.ctx
 	}
 	c.imu.Unlock()
 	c.n.wg.Add(1)
@@ -347,19 +346,18 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 // inbound is one admitted request: everything its goroutine needs, in one
 // allocation.
 type inbound struct {
-	c      *conn
-	e      *exposed
-	id     uint64
-	req    Request
-	ctx    context.Context
-	cancel context.CancelFunc
+	c   *conn
+	e   *exposed
+	id  uint64
+	req Request
+	ctx reqCtx
 }
 
 func (in *inbound) run() {
 	c := in.c
 	defer c.n.wg.Done()
 	start := time.Now()
-	body, st := in.e.serve(in.ctx, &in.req)
+	body, st := in.e.serve(&in.ctx, &in.req)
 	c.n.cfg.Observer.Served(in.req.Handle, in.req.Kind, st, time.Since(start))
 	in.e.release()
 	c.imu.Lock()
@@ -368,7 +366,7 @@ func (in *inbound) run() {
 	delete(c.inbound, in.id)
 	c.imu.Unlock()
 	callerGone := in.ctx.Err() == context.Canceled
-	in.cancel()
+	in.ctx.cancel(context.Canceled)
 	if in.req.Kind == KindCall && live && !callerGone {
 		if len(body)+wire.ReplyOverhead > c.n.cfg.MaxMessageSize {
 			body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
