@@ -53,7 +53,7 @@ type conn struct {
 	// Inbound requests in flight, guarded by imu.
 	imu     sync.Mutex
 	inbound map[uint64]*reqCtx // calls only, for cancel messages
-	running int                           // calls and sends
+	running int                // calls and sends
 
 	// Tie-break drain (see retire): both sides send goaway "replaced" on
 	// the losing connection and close it once neither has work on it.
