@@ -5,14 +5,21 @@
 // 64 calls in flight on one connection, connect-to-first-reply time, and,
 // for PeerNet, the cost of an idle connection measured in a child process.
 //
+// Its plugin section compares a PeerNet call answered in-process with the
+// same call answered by the plugins/echo process through the node's plugin
+// supervisor, that plugin called directly, and the anchor, a plain go-plugin
+// gRPC plugin with one unary RPC per echo; and it times a plugin's start to
+// its first answered call (the connect case). It builds both plugins with
+// the go command, so run it from inside the peernet module.
+//
 // Usage:
 //
-//	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0]
-//	              [-only tcp,grpc,peernet,idle] [-cases seq,rps,mbps,connect]
+//	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0] [-launches 10]
+//	              [-only tcp,grpc,peernet,idle,plugin] [-cases seq,rps,mbps,connect]
 //	              [-sizes 64,4096,65536] [-json] [-cpuprofile f] [-memprofile f] [-v]
 //
-// The default run takes about 40 seconds on two cores. For a profile of
-// PeerNet alone, for example:
+// The default run takes about a minute and a half on two cores. For a
+// profile of PeerNet alone, for example:
 //
 //	peernet-bench -only peernet -cases rps -d 5s -cpuprofile rps.prof
 //
@@ -42,9 +49,10 @@ type options struct {
 	inflight   int           // calls in flight on one connection
 	connects   int           // connect-to-first-reply trials
 	rounds     int           // rounds of every case; the best is reported
+	launches   int           // plugin launches per kind for start-to-first-call
 	idle       int           // idle connections for the idle section
 	idleWarm   int           // bytes of one call each idle client makes first; 0: none
-	sections   []string      // tcp, grpc, peernet, idle
+	sections   []string      // tcp, grpc, peernet, idle, plugin
 	cases      []string      // seq, rps, mbps, connect
 	sizes      []int         // payload sizes of the sequential case
 	json       bool
@@ -54,7 +62,7 @@ type options struct {
 }
 
 var (
-	allSections = []string{"tcp", "grpc", "peernet", "idle"}
+	allSections = []string{"tcp", "grpc", "peernet", "idle", "plugin"}
 	allCases    = []string{"seq", "rps", "mbps", "connect"}
 )
 
@@ -70,10 +78,12 @@ func main() {
 	flag.IntVar(&o.idle, "idle", 1000, "idle PeerNet connections to open for the idle section")
 	flag.IntVar(&o.idleWarm, "idle-warm", 0, "bytes of one call each idle client makes before going idle (0: none), to see what a connection that carried traffic keeps")
 	flag.IntVar(&o.connects, "connects", 50, "connect-to-first-reply trials (median reported)")
+	flag.IntVar(&o.launches, "launches", 10, "plugin launches of each kind for start-to-first-call (median reported)")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of every case, interleaving the systems; the best round is reported")
 	flag.IntVar(&o.inflight, "inflight", 64, "calls in flight on one connection for the rps and mbps cases")
 	flag.StringVar(&only, "only", strings.Join(allSections, ","), "comma list of sections to run: "+strings.Join(allSections, ","))
-	flag.StringVar(&cases, "cases", strings.Join(allCases, ","), "comma list of cases for tcp, grpc and peernet: "+strings.Join(allCases, ","))
+	flag.StringVar(&cases, "cases", strings.Join(allCases, ","), "comma list of cases for tcp, grpc and peernet: "+strings.Join(allCases, ",")+
+		"; the plugin section does seq (64 B only) and rps, and connect as plugin start to first call")
 	flag.StringVar(&sizes, "sizes", "64,4096,65536", "comma list of payload sizes (bytes) for the sequential case")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured sections (not the idle child) to this file")
@@ -102,8 +112,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "peernet-bench: -sizes:", err)
 		os.Exit(2)
 	}
-	if o.n < 1 || o.dur <= 0 || o.idle < 1 || o.connects < 1 || o.inflight < 1 || o.rounds < 1 || o.idleWarm < 0 || o.idleWarm > bulkPayload {
-		fmt.Fprintln(os.Stderr, "peernet-bench: -n, -d, -idle, -connects, -inflight and -rounds must be positive; -idle-warm at most 65536")
+	if o.n < 1 || o.dur <= 0 || o.idle < 1 || o.connects < 1 || o.inflight < 1 || o.rounds < 1 || o.launches < 1 || o.idleWarm < 0 || o.idleWarm > bulkPayload {
+		fmt.Fprintln(os.Stderr, "peernet-bench: -n, -d, -idle, -connects, -inflight, -rounds and -launches must be positive; -idle-warm at most 65536")
 		os.Exit(2)
 	}
 	o.warm = max(o.n/10, 50)
@@ -166,6 +176,7 @@ func run(o *options) error {
 		Inflight:   o.inflight,
 		Connects:   o.connects,
 		Rounds:     o.rounds,
+		Launches:   o.launches,
 		Started:    time.Now().UTC().Format(time.RFC3339),
 	}
 	if o.cpuprofile != "" {
@@ -216,6 +227,14 @@ func run(o *options) error {
 			return fmt.Errorf("idle: %w", err)
 		}
 		rep.Idle = res
+	}
+	if o.has("plugin") {
+		o.progress("plugin: in-process handler, plugin through the supervisor, plugin stream, go-plugin unary")
+		res, err := measurePlugins(o)
+		if err != nil {
+			return fmt.Errorf("plugin: %w", err)
+		}
+		rep.Plugin = res
 	}
 	rep.Elapsed = time.Since(start).Round(time.Millisecond).String()
 	rep.Targets = evaluateTargets(rep)

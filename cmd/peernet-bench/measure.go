@@ -35,6 +35,19 @@ type system struct {
 	connect func(ctx context.Context) (time.Duration, error)
 	// close stops the server and the client; it blocks until they are down.
 	close func()
+	// childCPU, if set, is the CPU time used so far by a process the
+	// system's server runs in besides this one (a plugin), added to this
+	// process's for the CPU figures.
+	childCPU func() time.Duration
+}
+
+// cpuTime is the CPU time used so far by the processes sys runs in.
+func (sys system) cpuTime() time.Duration {
+	d := cpuTime()
+	if sys.childCPU != nil {
+		d += sys.childCPU()
+	}
+	return d
 }
 
 // systemResult holds one system's figures; zero fields were not measured.
@@ -93,12 +106,12 @@ func measureSystems(o *options, systems []system) ([]*systemResult, error) {
 	if o.does("seq") {
 		for _, size := range o.sizes {
 			err := each(fmt.Sprintf("sequential, %d B, %d calls", size, o.n), func(sys system, res *systemResult) error {
-				cpu0 := cpuTime()
+				cpu0 := sys.cpuTime()
 				lat, err := sequential(ctx, sys.client, size, o.warm, o.n)
 				if err != nil {
 					return err
 				}
-				cpu := cpuTime() - cpu0
+				cpu := sys.cpuTime() - cpu0
 				r := seqResult{Size: size, P50Us: micros(percentile(lat, 50)), P99Us: micros(percentile(lat, 99)),
 					CPUUs: micros(cpu) / float64(o.warm+o.n)}
 				if old, ok := res.seq(size); !ok {
@@ -115,7 +128,7 @@ func measureSystems(o *options, systems []system) ([]*systemResult, error) {
 	}
 	if o.does("rps") {
 		err := each(fmt.Sprintf("%d in flight, %d B, %v", o.inflight, smallPayload, o.dur), func(sys system, res *systemResult) error {
-			t, err := throughput(ctx, sys.client, smallPayload, o.inflight, o.warmDur, o.dur)
+			t, err := throughput(ctx, sys, smallPayload, o.inflight, o.warmDur, o.dur)
 			if err != nil {
 				return err
 			}
@@ -130,7 +143,7 @@ func measureSystems(o *options, systems []system) ([]*systemResult, error) {
 	}
 	if o.does("mbps") {
 		err := each(fmt.Sprintf("%d in flight, %d B, %v", o.inflight, bulkPayload, o.dur), func(sys system, res *systemResult) error {
-			t, err := throughput(ctx, sys.client, bulkPayload, o.inflight, o.warmDur, o.dur)
+			t, err := throughput(ctx, sys, bulkPayload, o.inflight, o.warmDur, o.dur)
 			if err != nil {
 				return err
 			}
@@ -234,9 +247,10 @@ func (t tput) perSec() float64 { return float64(t.calls) / t.elapsed.Seconds() }
 
 func (t tput) cpuPerCall() float64 { return micros(t.cpu) / float64(t.calls) }
 
-// throughput keeps inflight calls of size bytes running on e, lets them
-// warm up, then counts the calls that complete in d.
-func throughput(ctx context.Context, e echoer, size, inflight int, warm, d time.Duration) (tput, error) {
+// throughput keeps inflight calls of size bytes running on sys's client,
+// lets them warm up, then counts the calls that complete in d.
+func throughput(ctx context.Context, sys system, size, inflight int, warm, d time.Duration) (tput, error) {
+	e := sys.client
 	var (
 		count    atomic.Int64
 		stop     atomic.Bool
@@ -265,9 +279,9 @@ func throughput(ctx context.Context, e echoer, size, inflight int, warm, d time.
 	}
 	// A benchmark runs for a fixed time: sleeping is the point here.
 	time.Sleep(warm)
-	c0, t0, cpu0 := count.Load(), time.Now(), cpuTime()
+	c0, t0, cpu0 := count.Load(), time.Now(), sys.cpuTime()
 	time.Sleep(d)
-	c1, el, cpu1 := count.Load(), time.Since(t0), cpuTime()
+	c1, el, cpu1 := count.Load(), time.Since(t0), sys.cpuTime()
 	stop.Store(true)
 	wg.Wait()
 	if firstErr != nil {

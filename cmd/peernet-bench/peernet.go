@@ -55,54 +55,73 @@ func trustEach(a, b *host.Node) error {
 	return b.Trust(a.Identity(), a.Name())
 }
 
-// newPeerNetSystem starts two nodes that trust each other, exposes echo
-// (no concurrency cap) on one and connects the other to it.
-func newPeerNetSystem() (sys system, err error) {
+// nodePair is two started nodes in this process that trust each other, the
+// client connected to the server, with their data dirs under root.
+type nodePair struct {
+	root           string
+	server, client *host.Node
+}
+
+// startNodePair starts a server node, lets setup expose its handles, then
+// starts a client node and connects it. On failure everything started is
+// closed again.
+func startNodePair(setup func(server *host.Node) error) (p *nodePair, err error) {
 	root, err := dataDirRoot()
 	if err != nil {
-		return system{}, err
+		return nil, err
 	}
-	var nodes []*host.Node
-	cleanup := func() {
-		for _, n := range nodes {
-			n.Close()
-		}
-		os.RemoveAll(root)
-	}
+	p = &nodePair{root: root}
 	defer func() {
 		if err != nil {
-			cleanup()
+			p.close()
 		}
 	}()
-	server, err := startNode(root, "server")
-	if err != nil {
-		return system{}, err
+	if p.server, err = startNode(root, "server"); err != nil {
+		return nil, err
 	}
-	nodes = append(nodes, server)
-	client, err := startNode(root, "client")
-	if err != nil {
-		return system{}, err
+	if p.client, err = startNode(root, "client"); err != nil {
+		return nil, err
 	}
-	nodes = append(nodes, client)
-	if err := trustEach(client, server); err != nil {
-		return system{}, err
+	if err := trustEach(p.client, p.server); err != nil {
+		return nil, err
 	}
-	if err := server.Expose(echoHandle, echoHandler, host.ExposeOptions{MaxConcurrent: -1}); err != nil {
-		return system{}, err
+	if err := setup(p.server); err != nil {
+		return nil, err
 	}
-	addr := server.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := client.Connect(ctx, server.Identity(), addr); err != nil {
+	if err := p.client.Connect(ctx, p.server.Identity(), p.server.Addr().String()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// close closes both nodes, waiting for them, and removes their data dirs.
+func (p *nodePair) close() {
+	for _, n := range []*host.Node{p.client, p.server} {
+		if n != nil {
+			n.Close()
+		}
+	}
+	os.RemoveAll(p.root)
+}
+
+// newPeerNetSystem starts two nodes that trust each other, exposes echo
+// (no concurrency cap) on one and connects the other to it.
+func newPeerNetSystem() (system, error) {
+	p, err := startNodePair(func(server *host.Node) error {
+		return server.Expose(echoHandle, echoHandler, host.ExposeOptions{MaxConcurrent: -1})
+	})
+	if err != nil {
 		return system{}, err
 	}
 	return system{
 		name:   "PeerNet",
-		client: peerNetClient{client, server.Identity()},
+		client: peerNetClient{p.client, p.server.Identity()},
 		connect: func(ctx context.Context) (time.Duration, error) {
-			return peerNetFirstReply(ctx, root, server)
+			return peerNetFirstReply(ctx, p.root, p.server)
 		},
-		close: cleanup,
+		close: p.close,
 	}, nil
 }
 

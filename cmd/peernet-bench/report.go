@@ -20,10 +20,12 @@ type report struct {
 	Inflight   int             `json:"inflight"`
 	Connects   int             `json:"connects"`
 	Rounds     int             `json:"rounds"`
+	Launches   int             `json:"launches"`
 	Started    string          `json:"started"`
 	Elapsed    string          `json:"elapsed"`
 	Systems    []*systemResult `json:"systems"`
 	Idle       *idleResult     `json:"idle,omitempty"`
+	Plugin     *pluginReport   `json:"plugin,omitempty"`
 	Targets    []target        `json:"targets"`
 	Notes      []string        `json:"notes"`
 }
@@ -51,6 +53,14 @@ var notes = []string{
 		"PeerNet = Node.Connect (TCP + Noise XX + trust check) + first Call, from a freshly started node.",
 	"Idle: the accepting node runs in a child process; per-connection figures are its growth after GC " +
 		"divided by the number of connections.",
+	"Plugin: in-process = PeerNet Call between two nodes to a Go handler; plugin = the same Call answered by the " +
+		"plugins/echo process through the server node's supervisor (host/plugin); plugin stream = pluginclient.Client.Call " +
+		"to a plugins/echo process, no node; go-plugin unary = a plain go-plugin gRPC plugin, one unary RPC " +
+		"(protobuf BytesValue) per echo, same transport (AutoMTLS, Unix socket). The first two cross a PeerNet " +
+		"connection, the last two do not. CPU figures add the plugin process's CPU time (from /proc, 10 ms ticks).",
+	"Plugin start to first call: from the start of pluginclient.Launch (or go-plugin NewClient) to the first " +
+		"answered 64 B echo, on a fresh process each time; with the checksum on, Launch hashes the binary first, " +
+		"as the supervisor always does.",
 }
 
 func (r *report) system(name string) *systemResult {
@@ -86,6 +96,8 @@ func evaluateTargets(r *report) []target {
 	ratio("64 in flight, 64 B calls/s vs gRPC", "≥ 3×", 3, false, rps, rps, grpc)
 	ratio("64 in flight, 64 B calls/s vs raw TCP", "≥ 0.5×", 0.5, false, rps, rps, tcp)
 	ratio("64 in flight, 64 KiB MB/s vs gRPC", "≥ 1×", 1, false, mbps, mbps, grpc)
+
+	ts = append(ts, pluginTargets(r.Plugin)...)
 
 	idle := func(name, want string, ok func(*idleResult) (float64, string, bool)) {
 		t := target{Name: name, Want: want, Result: "SKIP"}
@@ -136,62 +148,7 @@ func (r *report) writeTable(w io.Writer) {
 		r.N, r.Inflight, r.Duration, r.Connects, r.Rounds)
 
 	if len(r.Systems) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		names := make([]string, len(r.Systems))
-		for i, s := range r.Systems {
-			names[i] = s.Name
-		}
-		pn := r.system("PeerNet")
-		var ratioCols []*systemResult
-		if pn != nil {
-			for _, s := range r.Systems {
-				if s != pn {
-					ratioCols = append(ratioCols, s)
-				}
-			}
-		}
-		const labelWidth = 34
-		header := fmt.Sprintf("%-*s\t", labelWidth, "") + strings.Join(names, "\t")
-		for _, s := range ratioCols {
-			header += "\tPeerNet/" + s.Name
-		}
-		fmt.Fprintln(tw, header+"\t")
-		row := func(label string, f func(*systemResult) float64, format string) {
-			line := fmt.Sprintf("%-*s", labelWidth, label)
-			any := false
-			for _, s := range r.Systems {
-				v := f(s)
-				if v > 0 {
-					any = true
-					line += "\t" + fmt.Sprintf(format, v)
-				} else {
-					line += "\t-"
-				}
-			}
-			for _, s := range ratioCols {
-				if a, b := f(pn), f(s); a > 0 && b > 0 {
-					line += fmt.Sprintf("\t%.2f×", a/b)
-				} else {
-					line += "\t-"
-				}
-			}
-			if any {
-				fmt.Fprintln(tw, line+"\t")
-			}
-		}
-		for _, size := range r.Sizes {
-			sz := sizeName(size)
-			row("sequential "+sz+" p50 (µs)", func(s *systemResult) float64 { v, _ := s.seq(size); return v.P50Us }, "%.1f")
-			row("sequential "+sz+" p99 (µs)", func(s *systemResult) float64 { v, _ := s.seq(size); return v.P99Us }, "%.1f")
-			row("  CPU per call (µs)", func(s *systemResult) float64 { v, _ := s.seq(size); return v.CPUUs }, "%.1f")
-		}
-		row(fmt.Sprintf("%d in flight, 64 B (calls/s)", r.Inflight), func(s *systemResult) float64 { return s.CallsPerSec }, "%.0f")
-		row("  CPU per call (µs)", func(s *systemResult) float64 { return s.CPUPerCallUs }, "%.2f")
-		row(fmt.Sprintf("%d in flight, 64 KiB (MB/s)", r.Inflight), func(s *systemResult) float64 { return s.MBPerSec }, "%.0f")
-		row("  CPU per MB (µs)", func(s *systemResult) float64 { return s.CPUPerMBUs }, "%.0f")
-		row("connect + first reply p50 (µs)", func(s *systemResult) float64 { return s.ConnectUs }, "%.0f")
-		row("connect + first reply min (µs)", func(s *systemResult) float64 { return s.ConnectMin }, "%.0f")
-		tw.Flush()
+		writeSystems(w, r.Systems, r.Sizes, r.Inflight, "PeerNet")
 		fmt.Fprintln(w)
 	}
 
@@ -210,6 +167,22 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintf(tw, "  RSS with %d connections\t%s\t(%s before they opened)\n", i.Conns, mib(float64(i.RSS)), mib(float64(i.BaseRSS)))
 		fmt.Fprintf(tw, "  opening them (8 dialers)\t%.2f s\t(%.0f handshakes/s)\n", i.OpenSeconds, float64(i.Conns)/i.OpenSeconds)
 		tw.Flush()
+		fmt.Fprintln(w)
+	}
+
+	if p := r.Plugin; p != nil {
+		fmt.Fprintf(w, "Plugins: 64 B echo (plugins/echo, %.1f MiB, sha256 %.12s…; binaries built in %.1f s):\n", float64(p.EchoBytes)/(1<<20), p.EchoSHA256, p.BuildSeconds)
+		if len(p.Systems) > 0 {
+			writeSystems(w, p.Systems, []int{smallPayload}, r.Inflight, pluginRoutedName)
+		}
+		if len(p.Start) > 0 {
+			fmt.Fprintf(w, "\n  plugin start to first answered call, %d launches each:\n", p.Launches)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			for _, s := range p.Start {
+				fmt.Fprintf(tw, "  %s\tp50 %.1f ms\tmin %.1f ms\tmax %.1f ms\n", s.Name, s.P50Ms, s.MinMs, s.MaxMs)
+			}
+			tw.Flush()
+		}
 		fmt.Fprintln(w)
 	}
 
@@ -235,4 +208,94 @@ func sizeName(size int) string {
 		return fmt.Sprintf("%d KiB", size>>10)
 	}
 	return fmt.Sprintf("%d B", size)
+}
+
+// writeSystems prints one table of systems, with a column of ratios of the
+// system named ref to each other system when ref is among them.
+func writeSystems(w io.Writer, systems []*systemResult, sizes []int, inflight int, ref string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	names := make([]string, len(systems))
+	var refSys *systemResult
+	for i, s := range systems {
+		names[i] = s.Name
+		if s.Name == ref {
+			refSys = s
+		}
+	}
+	var ratioCols []*systemResult
+	if refSys != nil {
+		for _, s := range systems {
+			if s != refSys {
+				ratioCols = append(ratioCols, s)
+			}
+		}
+	}
+	const labelWidth = 34
+	header := fmt.Sprintf("%-*s\t", labelWidth, "") + strings.Join(names, "\t")
+	for _, s := range ratioCols {
+		header += "\t" + ref + "/" + s.Name
+	}
+	fmt.Fprintln(tw, header+"\t")
+	row := func(label string, f func(*systemResult) float64, format string) {
+		line := fmt.Sprintf("%-*s", labelWidth, label)
+		any := false
+		for _, s := range systems {
+			v := f(s)
+			if v > 0 {
+				any = true
+				line += "\t" + fmt.Sprintf(format, v)
+			} else {
+				line += "\t-"
+			}
+		}
+		for _, s := range ratioCols {
+			if a, b := f(refSys), f(s); a > 0 && b > 0 {
+				line += fmt.Sprintf("\t%.2f×", a/b)
+			} else {
+				line += "\t-"
+			}
+		}
+		if any {
+			fmt.Fprintln(tw, line+"\t")
+		}
+	}
+	for _, size := range sizes {
+		sz := sizeName(size)
+		row("sequential "+sz+" p50 (µs)", func(s *systemResult) float64 { v, _ := s.seq(size); return v.P50Us }, "%.1f")
+		row("sequential "+sz+" p99 (µs)", func(s *systemResult) float64 { v, _ := s.seq(size); return v.P99Us }, "%.1f")
+		row("  CPU per call (µs)", func(s *systemResult) float64 { v, _ := s.seq(size); return v.CPUUs }, "%.1f")
+	}
+	row(fmt.Sprintf("%d in flight, 64 B (calls/s)", inflight), func(s *systemResult) float64 { return s.CallsPerSec }, "%.0f")
+	row("  CPU per call (µs)", func(s *systemResult) float64 { return s.CPUPerCallUs }, "%.2f")
+	row(fmt.Sprintf("%d in flight, 64 KiB (MB/s)", inflight), func(s *systemResult) float64 { return s.MBPerSec }, "%.0f")
+	row("  CPU per MB (µs)", func(s *systemResult) float64 { return s.CPUPerMBUs }, "%.0f")
+	row("connect + first reply p50 (µs)", func(s *systemResult) float64 { return s.ConnectUs }, "%.0f")
+	row("connect + first reply min (µs)", func(s *systemResult) float64 { return s.ConnectMin }, "%.0f")
+	tw.Flush()
+}
+
+// pluginTargets holds the plugin section's figures to its goals, against the
+// anchor (a plain go-plugin unary plugin) where the goal is relative.
+func pluginTargets(p *pluginReport) []target {
+	routed, anchor := p.system(pluginRoutedName), p.system(anchorName)
+	seq64 := func(s *systemResult) float64 { v, _ := s.seq(smallPayload); return v.P50Us }
+	lat := target{Name: "plugin: sequential 64 B p50 vs go-plugin unary", Want: "≤ +25 µs", Result: "SKIP"}
+	if routed != nil && anchor != nil && seq64(routed) > 0 && seq64(anchor) > 0 {
+		lat.Value = seq64(routed) - seq64(anchor)
+		lat.Shown = fmt.Sprintf("%+.1f µs", lat.Value)
+		lat.Result = passMiss(lat.Value <= 25)
+	}
+	rps := target{Name: "plugin: 64 in flight, 64 B calls/s vs go-plugin unary", Want: "≥ 2×", Result: "SKIP"}
+	if routed != nil && anchor != nil && routed.CallsPerSec > 0 && anchor.CallsPerSec > 0 {
+		rps.Value = routed.CallsPerSec / anchor.CallsPerSec
+		rps.Shown = fmt.Sprintf("%.2f×", rps.Value)
+		rps.Result = passMiss(rps.Value >= 2)
+	}
+	start := target{Name: "plugin: start to first call (p50, checksum on)", Want: "≤ 10 ms", Result: "SKIP"}
+	if s := p.start(startPeerNet); s != nil {
+		start.Value = s.P50Ms
+		start.Shown = fmt.Sprintf("%.1f ms", s.P50Ms)
+		start.Result = passMiss(s.P50Ms <= 10)
+	}
+	return []target{lat, rps, start}
 }
