@@ -42,6 +42,8 @@ func sdkErr(err error) error {
 	}
 	for _, m := range []struct{ from, to error }{
 		{host.ErrNotConnected, pluginsdk.ErrNotConnected},
+		{host.ErrConnLost, pluginsdk.ErrNotConnected},
+		{host.ErrClosed, pluginsdk.ErrUnavailable},
 		{host.ErrNoSuchHandle, pluginsdk.ErrNoSuchHandle},
 		{host.ErrForbidden, pluginsdk.ErrForbidden},
 		{host.ErrHandlerCrashed, pluginsdk.ErrHandlerCrashed},

@@ -10,8 +10,14 @@
 // The supervisor restarts a crashed plugin with jittered exponential
 // backoff, and marks it failed after too many crashes within a window: its
 // handles then answer "unavailable" at once until the plugin is applied
-// again. A plugin can be swapped for a new binary or configuration at run
-// time (the new generation starts and is checked before it gets calls; the
-// old one drains) and revoked (its handles close at once; the process
-// stops once no handle needs it).
+// again. Calls in flight when a plugin dies fail at once with "handler
+// crashed". Every launch checks the binary's digest; a restart that fails
+// counts as a crash. Apply of a binary that cannot serve (checksum
+// mismatch, a configured handle it lacks) fails at once: a new plugin then
+// exposes nothing, a swapped one keeps its old generation serving.
+//
+// A plugin can be swapped for a new binary or configuration at run time
+// (the new generation starts and is checked before it gets calls; the old
+// one drains; if the new one fails, the old one keeps serving) and revoked
+// (its handles close at once; the process stops once no handle needs it).
 package plugin

@@ -38,6 +38,13 @@ func (h *handler) Handle(ctx context.Context, req *host.Request) ([]byte, error)
 				continue
 			}
 		}
+		// The supervisor stops a crashed generation's client as soon as
+		// the process is gone, which can beat the client's own crash
+		// detection: the calls it ends were in flight in the crash all
+		// the same.
+		if errors.Is(err, pluginclient.ErrClosed) && g.crashed.Load() {
+			err = pluginclient.ErrCrashed
+		}
 		return res, h.m.hostErr(err)
 	}
 }

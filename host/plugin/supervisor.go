@@ -4,17 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
+)
+
+// Errors of the Supervisor's methods; match them with errors.Is. A launch
+// that fails wraps pluginclient's error (pluginclient.ErrChecksum for a
+// binary whose SHA-256 is not the configured one).
+var (
+	// ErrNoSuchPlugin: no plugin of that name is configured.
+	ErrNoSuchPlugin = errors.New("plugin: no such plugin")
+	// ErrMissingHandle: the plugin's binary does not serve a handle that
+	// the configuration exposes.
+	ErrMissingHandle = errors.New("plugin: binary does not serve a configured handle")
 )
 
 // State is where a plugin is in its life.
@@ -24,7 +37,7 @@ const (
 	StateStarting   State = "starting"   // first launch in progress
 	StateRunning    State = "running"    // serving calls
 	StateRestarting State = "restarting" // crashed; waiting out the backoff or relaunching
-	StateFailed     State = "failed"     // crashed too often; handles answer "unavailable"
+	StateFailed     State = "failed"     // crashed too often, or cannot be launched; handles answer "unavailable"
 	StateStopped    State = "stopped"    // removed or supervisor closed
 )
 
@@ -68,9 +81,14 @@ type Supervisor struct {
 	startTO   time.Duration
 	callbacks *nodeHost
 
-	ctx    context.Context // cancelled by Close: stops restart loops
+	ctx    context.Context // cancelled by Close; parent of every plugin's
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // watchers, restart loops, draining generations
+	wg     sync.WaitGroup // watchers, restart timers, draining generations
+
+	// applyMu serializes Apply, Remove and RevokeHandle, so that each sees
+	// the plugins as the previous one left them. It is held across
+	// launches; Close and Status never take it.
+	applyMu sync.Mutex
 
 	mu      sync.Mutex // guards plugins, handles and closed; never held across a launch
 	plugins map[string]*managed
@@ -109,9 +127,20 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 // Apply makes the running plugins match cfgs: it starts new plugins, stops
 // removed ones, swaps those whose binary or process settings changed, and
 // re-exposes handles whose options changed, leaving unchanged plugins
-// alone. A failed plugin whose configuration is applied again is restarted.
-// It returns the errors of the plugins it could not bring up, joined; the
-// rest of the change still applies.
+// alone. A failed plugin whose configuration is applied again is restarted
+// with a clean crash history.
+//
+// A plugin whose launch fails because of its binary (checksum mismatch, a
+// configured handle it does not serve, a protocol error, a missing file) is
+// marked failed at once, and if it is new, exposes nothing; one whose
+// process dies while starting has its handles exposed (answering
+// "unavailable") and is restarted as after a crash. A swap that fails
+// leaves the generation serving as it was.
+//
+// Apply blocks until every launch has finished or ctx ends. It returns the
+// errors of the plugins it could not bring up, joined; the rest of the
+// change still applies. A configuration that does not validate changes
+// nothing.
 func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 	want := make(map[string]Config, len(cfgs))
 	owner := map[string]string{}
@@ -132,6 +161,8 @@ func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 		want[c.Name] = c
 	}
 
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -141,6 +172,14 @@ func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 	for name, m := range s.plugins {
 		if _, ok := want[name]; !ok {
 			removed = append(removed, m)
+		}
+	}
+	// Handles that a plugin which stays no longer lists close first, so
+	// that another plugin may take them over in this same Apply.
+	for h, name := range s.handles {
+		if c, ok := want[name]; ok && !slices.ContainsFunc(c.Handles, func(x Handle) bool { return x.Name == h }) {
+			s.node.Revoke(h)
+			delete(s.handles, h)
 		}
 	}
 	s.mu.Unlock()
@@ -163,33 +202,46 @@ func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 	return errors.Join(errs...)
 }
 
-// apply brings one plugin to cfg.
+// apply brings one plugin to cfg. s.applyMu held.
 func (s *Supervisor) apply(ctx context.Context, cfg Config) error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return host.ErrClosed
+	}
 	m := s.plugins[cfg.Name]
-	if m == nil {
-		m = &managed{s: s, name: cfg.Name, state: StateStarting, cfg: cfg}
+	fresh := m == nil
+	if fresh {
+		m = s.newManaged(cfg)
 		s.plugins[cfg.Name] = m
 	}
 	s.mu.Unlock()
 
 	m.mu.Lock()
-	old := m.cfg
-	serving := m.gen != nil
+	old, state, g := m.cfg, m.state, m.gen
 	m.mu.Unlock()
-	if serving && sameProcess(old, cfg) {
+	var before []Handle
+	if !fresh {
+		before = old.Handles
+	}
+	if !fresh && state != StateFailed && sameProcess(old, cfg) {
+		// Running, or waiting out a restart's backoff: the process (or the
+		// one about to start) stays; only the handles and policy change.
+		if g != nil {
+			if err := checkHandles(cfg, g.client.Description().Handles); err != nil {
+				return err
+			}
+		}
 		m.mu.Lock()
 		m.cfg = cfg
 		m.mu.Unlock()
-		return s.expose(m, old.Handles, cfg.Handles)
+		return s.expose(m, before, cfg.Handles)
 	}
-	if err := m.startGeneration(ctx, cfg); err != nil {
-		return err
+	exposeNow, err := m.applyGeneration(ctx, cfg)
+	if exposeNow {
+		err = errors.Join(err, s.expose(m, before, cfg.Handles))
 	}
-	if serving {
-		return s.expose(m, old.Handles, cfg.Handles)
-	}
-	return s.expose(m, nil, cfg.Handles)
+	return err
 }
 
 // expose registers m's handles with the node: new and changed ones are
@@ -197,6 +249,9 @@ func (s *Supervisor) apply(ctx context.Context, cfg Config) error {
 func (s *Supervisor) expose(m *managed, before, after []Handle) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed || s.plugins[m.name] != m {
+		return fmt.Errorf("plugin %s: %w", m.name, host.ErrClosed)
+	}
 	for _, h := range after {
 		if other, ok := s.handles[h.Name]; ok && other != m.name {
 			return fmt.Errorf("plugin %s: handle %q is already exposed by %s", m.name, h.Name, other)
@@ -232,13 +287,16 @@ func sameHandle(a, b Handle) bool {
 
 // Remove revokes every handle of the named plugin at once and stops its
 // process, letting calls in flight finish within its grace period. It
-// blocks until the process is gone.
+// blocks until the process is gone. It fails with ErrNoSuchPlugin when no
+// plugin of that name is configured.
 func (s *Supervisor) Remove(name string) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	s.mu.Lock()
 	m := s.plugins[name]
 	s.mu.Unlock()
 	if m == nil {
-		return fmt.Errorf("plugin: no plugin named %q", name)
+		return fmt.Errorf("%w: %q", ErrNoSuchPlugin, name)
 	}
 	s.remove(m)
 	return nil
@@ -259,13 +317,22 @@ func (s *Supervisor) remove(m *managed) {
 
 // RevokeHandle closes one handle of a plugin at once: the next call gets
 // "no such handle". When no exposed handle of the plugin is left, its
-// process is stopped as by Remove.
+// process is stopped as by Remove, and RevokeHandle blocks until it is
+// gone. It fails with ErrNoSuchPlugin for an unknown plugin and with
+// host.ErrNoSuchHandle when the plugin does not expose the handle. A later
+// Apply that lists the handle exposes it again.
 func (s *Supervisor) RevokeHandle(plugin, handle string) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	s.mu.Lock()
 	m := s.plugins[plugin]
-	if m == nil || s.handles[handle] != plugin {
+	if m == nil {
 		s.mu.Unlock()
-		return fmt.Errorf("plugin: %s does not expose %q", plugin, handle)
+		return fmt.Errorf("%w: %q", ErrNoSuchPlugin, plugin)
+	}
+	if s.handles[handle] != plugin {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: plugin %s does not expose %q", host.ErrNoSuchHandle, plugin, handle)
 	}
 	s.node.Revoke(handle)
 	delete(s.handles, handle)
@@ -275,21 +342,22 @@ func (s *Supervisor) RevokeHandle(plugin, handle string) error {
 			left++
 		}
 	}
+	if left == 0 {
+		delete(s.plugins, plugin)
+	}
 	s.mu.Unlock()
 
 	m.mu.Lock()
 	m.cfg.Handles = slices.DeleteFunc(slices.Clone(m.cfg.Handles), func(h Handle) bool { return h.Name == handle })
 	m.mu.Unlock()
 	if left == 0 {
-		s.mu.Lock()
-		delete(s.plugins, plugin)
-		s.mu.Unlock()
 		m.stop()
 	}
 	return nil
 }
 
-// Status returns a snapshot of every plugin, sorted by name.
+// Status returns a snapshot of every plugin, sorted by name. It does not
+// block on launches; the caller owns the slice.
 func (s *Supervisor) Status() []Status {
 	s.mu.Lock()
 	ms := make([]*managed, 0, len(s.plugins))
@@ -312,8 +380,10 @@ func (s *Supervisor) Status() []Status {
 	return out
 }
 
-// Close stops every plugin, each within its grace period, and waits for
-// everything the supervisor started. Safe to call more than once.
+// Close revokes every plugin handle, stops every plugin, each within its
+// grace period (a launch in progress is abandoned), and waits for
+// everything the supervisor started. Later calls to Apply fail with
+// host.ErrClosed. Safe to call more than once.
 func (s *Supervisor) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -351,19 +421,32 @@ func (s *Supervisor) Close() error {
 
 // managed is one configured plugin and its current generation.
 type managed struct {
-	s    *Supervisor
-	name string
+	s      *Supervisor
+	name   string
+	ctx    context.Context // cancelled by stop: abandons a launch, ends a pending restart
+	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	cfg      Config
-	state    State
-	gen      *generation // serving generation; nil when none
-	genNum   int
-	restarts int
-	crashes  []time.Time // within the policy window
-	lastErr  error
-	stopped  bool
-	version  string
+	// launchMu is held across every launch and what follows it, so that
+	// launches of one plugin never overlap and stop can wait for one.
+	launchMu sync.Mutex
+
+	mu         sync.Mutex
+	cfg        Config
+	state      State
+	gen        *generation // serving generation; nil when none
+	genNum     int
+	restarts   int
+	crashes    []time.Time // within the policy window, since the last Apply
+	restartSeq int         // identifies the pending restart; older ones give up
+	lastErr    error
+	stopped    bool
+	version    string
+}
+
+func (s *Supervisor) newManaged(cfg Config) *managed {
+	m := &managed{s: s, name: cfg.Name, state: StateStarting, cfg: cfg}
+	m.ctx, m.cancel = context.WithCancel(s.ctx)
+	return m
 }
 
 // generation is one plugin process.
@@ -371,6 +454,10 @@ type generation struct {
 	num    int
 	client *pluginclient.Client
 	cfg    Config
+	// crashed is set when the process died while serving, before the
+	// supervisor stops the client: calls that Stop then ends with
+	// pluginclient.ErrClosed were in flight in a crash.
+	crashed atomic.Bool
 }
 
 // launch starts a process for cfg and checks that it serves every handle
@@ -391,98 +478,159 @@ func (s *Supervisor) launch(ctx context.Context, cfg Config) (*pluginclient.Clie
 	if err != nil {
 		return nil, err
 	}
-	served := c.Description().Handles
-	for _, h := range cfg.Handles {
-		if !slices.Contains(served, h.Name) {
-			stopNow(c)
-			return nil, fmt.Errorf("plugin %s: the binary does not serve handle %q (it serves %v)", cfg.Name, h.Name, served)
-		}
+	if err := checkHandles(cfg, c.Description().Handles); err != nil {
+		stopNow(c)
+		return nil, err
 	}
 	return c, nil
 }
 
+// checkHandles reports ErrMissingHandle for the first handle of cfg not in
+// served.
+func checkHandles(cfg Config, served []string) error {
+	for _, h := range cfg.Handles {
+		if !slices.Contains(served, h.Name) {
+			return fmt.Errorf("%w: plugin %s (%s) does not serve %q (it serves %v)", ErrMissingHandle, cfg.Name, cfg.Path, h.Name, served)
+		}
+	}
+	return nil
+}
+
+// permanent reports whether a launch failed because of the binary itself
+// or its path, which Apply reports at once instead of retrying.
+func permanent(err error) bool {
+	for _, target := range []error{pluginclient.ErrChecksum, ErrMissingHandle, pluginclient.ErrProtocol, fs.ErrNotExist, fs.ErrPermission} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// stopNow stops c without a grace period; it blocks until the process is
+// gone.
 func stopNow(c *pluginclient.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	c.Stop(ctx)
 }
 
-// startGeneration launches a new generation for cfg and makes it the one
+// applyGeneration launches a generation for cfg on behalf of Apply. It
+// reports whether cfg's handles should be exposed now: when the generation
+// serves, or when the plugin is restarting after its process died while
+// starting.
+func (m *managed) applyGeneration(ctx context.Context, cfg Config) (exposeNow bool, err error) {
+	m.launchMu.Lock()
+	defer m.launchMu.Unlock()
+	return m.launchLocked(ctx, cfg, true)
+}
+
+// launchLocked launches a new generation for cfg and makes it the one
 // serving; a previous generation drains in the background. If the launch
-// fails, a generation already serving keeps serving; with none, the plugin
-// goes on as after a crash (restart with backoff, then failed).
-func (m *managed) startGeneration(ctx context.Context, cfg Config) error {
-	c, err := m.s.launch(ctx, cfg)
+// fails, a generation already serving keeps serving. With none, a failed
+// restart counts as a crash (the binary may be in the middle of being
+// replaced); a failed Apply is marked failed at once when the binary is at
+// fault, and goes on as after a crash otherwise. applied says the launch is
+// Apply's, which starts a fresh crash history; otherwise it is a restart.
+// m.launchMu held.
+func (m *managed) launchLocked(ctx context.Context, cfg Config, applied bool) (exposeNow bool, err error) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
+	c, err := m.s.launch(lctx, cfg)
+
 	m.mu.Lock()
 	if m.stopped {
 		m.mu.Unlock()
 		if c != nil {
 			stopNow(c)
 		}
-		return host.ErrClosed
+		return false, fmt.Errorf("plugin %s: stopped while starting: %w", m.name, host.ErrClosed)
 	}
 	if err != nil {
+		m.lastErr = err
 		if m.gen != nil {
+			num := m.genNum
 			m.mu.Unlock()
-			m.s.log.Error("new generation failed to start; the old one keeps serving", "plugin", m.name, "error", err)
-			return fmt.Errorf("plugin %s: new generation failed; generation %d keeps serving: %w", m.name, m.genNum, err)
+			m.s.log.Error("new generation failed to start; the old one keeps serving", "plugin", m.name, "generation", num, "error", err)
+			return false, fmt.Errorf("plugin %s: new generation failed; generation %d keeps serving: %w", m.name, num, err)
 		}
 		m.cfg = cfg
-		m.crashedLocked(err, false)
+		if applied {
+			m.crashes = nil
+		}
+		if applied && permanent(err) {
+			m.state = StateFailed
+			m.mu.Unlock()
+			m.s.log.Error("plugin failed: its binary cannot serve; apply a corrected configuration", "plugin", m.name, "error", err)
+			return false, fmt.Errorf("plugin %s: %w", m.name, err)
+		}
+		m.crashedLocked(err)
 		m.mu.Unlock()
-		return fmt.Errorf("plugin %s: %w", m.name, err)
+		return true, fmt.Errorf("plugin %s: %w", m.name, err)
 	}
 	old := m.gen
 	m.genNum++
 	g := &generation{num: m.genNum, client: c, cfg: cfg}
-	m.gen, m.cfg, m.state, m.version = g, cfg, StateRunning, c.Description().Version
-	m.crashes, m.lastErr = nil, nil
-	m.mu.Unlock()
-	m.s.log.Info("plugin generation serving", "plugin", m.name, "generation", g.num, "pid", c.Pid(), "version", m.version)
-	m.watch(g)
-	if old != nil {
-		m.drain(old)
+	version := c.Description().Version
+	m.gen, m.cfg, m.state, m.version = g, cfg, StateRunning, version
+	if applied {
+		m.crashes = nil
+	} else {
+		m.restarts++
 	}
-	return nil
+	// stop waits for launchMu, and Close for stop before it waits for wg:
+	// these Adds happen before that Wait.
+	m.s.wg.Add(1)
+	go m.watch(g)
+	if old != nil {
+		m.s.wg.Add(1)
+		go m.drain(old)
+	}
+	m.mu.Unlock()
+	m.s.log.Info("plugin generation serving", "plugin", m.name, "generation", g.num, "pid", c.Pid(), "version", version)
+	return true, nil
 }
 
-// watch waits for g's process to exit in a goroutine of the supervisor's.
+// watch waits for g's process to exit; if g was still the serving
+// generation, that is a crash.
 func (m *managed) watch(g *generation) {
-	m.s.wg.Add(1)
-	go func() {
-		defer m.s.wg.Done()
-		<-g.client.Exited()
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.gen != g || m.stopped {
-			return // swapped out or stopped on purpose
-		}
+	defer m.s.wg.Done()
+	<-g.client.Exited()
+	m.mu.Lock()
+	crashed := m.gen == g // a swap or stop takes g away first
+	if crashed {
+		g.crashed.Store(true)
 		m.gen = nil
 		err := g.client.ExitErr()
 		if err == nil {
 			err = errors.New("process exited")
 		}
 		m.s.log.Error("plugin crashed", "plugin", m.name, "generation", g.num, "error", err)
-		m.crashedLocked(err, true)
-	}()
+		m.crashedLocked(fmt.Errorf("generation %d: %w", g.num, err))
+	}
+	m.mu.Unlock()
+	if crashed {
+		stopNow(g.client) // releases what the client holds
+	}
 }
 
 // drain stops a swapped-out generation after its calls in flight, within
-// the grace period, in the background.
+// the grace period.
 func (m *managed) drain(g *generation) {
-	m.s.wg.Add(1)
-	go func() {
-		defer m.s.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.GracePeriod)
-		defer cancel()
-		g.client.Stop(ctx)
-		m.s.log.Info("old plugin generation stopped", "plugin", m.name, "generation", g.num)
-	}()
+	defer m.s.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.GracePeriod)
+	defer cancel()
+	if err := g.client.Stop(ctx); err != nil {
+		m.s.log.Warn("old plugin generation stopped with calls in flight", "plugin", m.name, "generation", g.num, "error", err)
+		return
+	}
+	m.s.log.Info("old plugin generation stopped", "plugin", m.name, "generation", g.num)
 }
 
-// crashedLocked records a crash (or failed launch) and either schedules a
+// crashedLocked records a crash or a failed launch, and either schedules a
 // restart or marks the plugin failed. m.mu held.
-func (m *managed) crashedLocked(err error, wasRunning bool) {
+func (m *managed) crashedLocked(err error) {
 	now := time.Now()
 	m.lastErr = err
 	pol := m.cfg.Restart
@@ -495,52 +643,77 @@ func (m *managed) crashedLocked(err error, wasRunning bool) {
 		return
 	}
 	m.state = StateRestarting
-	delay := pol.BackoffMin << (len(m.crashes) - 1)
-	if delay > pol.BackoffMax || delay <= 0 {
-		delay = pol.BackoffMax
-	}
-	delay = delay/2 + rand.N(delay/2+1)
+	m.restartSeq++
+	delay := backoff(pol, len(m.crashes))
 	m.s.log.Info("restarting plugin", "plugin", m.name, "in", delay)
 	m.s.wg.Add(1)
-	go func() {
-		defer m.s.wg.Done()
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-m.s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		m.mu.Lock()
-		if m.stopped || m.gen != nil || m.state != StateRestarting {
-			m.mu.Unlock()
-			return
-		}
-		cfg := m.cfg
-		m.mu.Unlock()
-		if err := m.startGeneration(m.s.ctx, cfg); err == nil {
-			m.mu.Lock()
-			m.restarts++
-			m.mu.Unlock()
-		}
-	}()
+	go m.restartAfter(delay, m.restartSeq)
 }
 
-// stop ends the plugin: no generation serves from now on, and the serving
-// one finishes its calls in flight within the grace period. It blocks until
-// the process is gone.
+// backoff is the jittered delay before the restart after the n-th crash
+// in the window: BackoffMin doubled per earlier crash, capped at
+// BackoffMax, then drawn from its upper half.
+func backoff(pol RestartPolicy, n int) time.Duration {
+	d := pol.BackoffMin
+	for i := 1; i < n && d < pol.BackoffMax; i++ {
+		if d > pol.BackoffMax/2 {
+			d = pol.BackoffMax
+			break
+		}
+		d *= 2
+	}
+	d = min(d, pol.BackoffMax)
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// restartAfter relaunches the plugin after delay, unless it was stopped,
+// re-applied or scheduled again meanwhile.
+func (m *managed) restartAfter(delay time.Duration, seq int) {
+	defer m.s.wg.Done()
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-m.ctx.Done():
+		return
+	case <-t.C:
+	}
+	m.launchMu.Lock()
+	defer m.launchMu.Unlock()
+	m.mu.Lock()
+	due := !m.stopped && m.gen == nil && m.state == StateRestarting && m.restartSeq == seq
+	cfg := m.cfg
+	m.mu.Unlock()
+	if due {
+		m.launchLocked(m.ctx, cfg, false)
+	}
+}
+
+// stop ends the plugin: no generation serves from now on, a launch in
+// progress is abandoned, and the serving generation finishes its calls in
+// flight within the grace period. It blocks until the process is gone.
 func (m *managed) stop() {
 	m.mu.Lock()
 	m.stopped = true
 	g := m.gen
 	m.gen, m.state = nil, StateStopped
 	m.mu.Unlock()
+	m.cancel()
+	// A launch in progress ends soon, sees stopped and kills its process:
+	// taking launchMu waits for that.
+	m.launchMu.Lock()
+	defer m.launchMu.Unlock()
 	if g == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.GracePeriod)
 	defer cancel()
-	g.client.Stop(ctx)
+	if err := g.client.Stop(ctx); err != nil {
+		m.s.log.Warn("plugin stopped with calls in flight", "plugin", m.name, "generation", g.num, "error", err)
+		return
+	}
 	m.s.log.Info("plugin stopped", "plugin", m.name, "generation", g.num)
 }
 
@@ -571,7 +744,7 @@ func (m *managed) serving() (*generation, error) {
 	}
 	switch m.state {
 	case StateFailed:
-		return nil, fmt.Errorf("%w: plugin %s failed after repeated crashes (last: %v)", host.ErrUnavailable, m.name, m.lastErr)
+		return nil, fmt.Errorf("%w: plugin %s failed (last error: %v)", host.ErrUnavailable, m.name, m.lastErr)
 	case StateStopped:
 		return nil, fmt.Errorf("%w: plugin %s is stopped", host.ErrUnavailable, m.name)
 	}
