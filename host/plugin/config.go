@@ -35,7 +35,8 @@ type Config struct {
 	// PluginConfig is handed to the plugin's Configure, JSON by convention.
 	PluginConfig []byte
 	// GracePeriod bounds how long a stopping or swapped-out generation may
-	// take to finish its calls in flight. Default DefaultGracePeriod.
+	// take to finish its calls in flight. Zero takes DefaultGracePeriod; a
+	// negative value stops a generation at once, cancelling its calls.
 	GracePeriod time.Duration
 	// Restart is the crash policy.
 	Restart RestartPolicy
@@ -89,8 +90,11 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		seen[h.Name] = true
 	}
-	if c.GracePeriod == 0 {
+	switch {
+	case c.GracePeriod == 0:
 		c.GracePeriod = DefaultGracePeriod
+	case c.GracePeriod < 0:
+		c.GracePeriod = 0 // a context that is done at once
 	}
 	r := &c.Restart
 	if *r == (RestartPolicy{}) {
@@ -105,8 +109,8 @@ func (c Config) withDefaults() (Config, error) {
 	if r.BackoffMax == 0 {
 		r.BackoffMax = DefaultBackoffMax
 	}
-	if r.MaxCrashes < 0 || r.Window < 0 || r.BackoffMin < 0 || r.BackoffMax < r.BackoffMin || c.GracePeriod < 0 {
-		return c, errors.New("plugin " + c.Name + ": negative or inverted restart policy or grace period")
+	if r.MaxCrashes < 0 || r.Window < 0 || r.BackoffMin < 0 || r.BackoffMax < r.BackoffMin {
+		return c, errors.New("plugin " + c.Name + ": negative or inverted restart policy")
 	}
 	return c, nil
 }
