@@ -518,16 +518,31 @@ func TestOutput(t *testing.T) {
 	c := launch(t, func(cfg *pluginclient.LaunchConfig) { cfg.Name = "chatty"; cfg.Logger = log })
 	mustCall(t, c, "print", "hello from stdout")
 	mustCall(t, c, "log", "hello from hclog")
-	for _, want := range []string{
-		"[INFO]  chatty: hello from stdout: stream=stdout",
-		"[WARN]  chatty: hello from hclog: @module=testplugin from=testplugin",
+	// The plugin's own fields come in no particular order.
+	for _, want := range [][]string{
+		{"[INFO]  chatty: hello from stdout: stream=stdout"},
+		{"[WARN]  chatty: hello from hclog:", "@module=testplugin", "from=testplugin"},
 	} {
-		waitFor(t, "log line "+want, func() bool {
+		waitFor(t, "log line "+strings.Join(want, " "), func() bool {
 			mu.Lock()
 			defer mu.Unlock()
-			return strings.Contains(buf.String(), want)
+			for _, line := range strings.Split(buf.String(), "\n") {
+				if containsAll(line, want) {
+					return true
+				}
+			}
+			return false
 		})
 	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 type writerFunc func([]byte) (int, error)
