@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,13 @@ type MDNSConfig struct {
 	Filter func(trust.PeerID) bool
 	// Logger receives diagnostics; nil means no logging.
 	Logger hclog.Logger
+	// Addrs, if not empty, are the only addresses we announce: those a
+	// node listens on when it is bound to specific addresses rather than
+	// to all. A link's addresses not in the list are left out, and on a
+	// link with none of them we browse but announce nothing, so peers are
+	// never sent to an address where nobody listens. Zones are ignored.
+	// Empty means every address of each link.
+	Addrs []netip.Addr
 	// AnnounceInterval is the time between our announcements after the
 	// burst at start (0 s, 1 s, 3 s, 7 s). Our records say they live twice
 	// as long. Default DefaultAnnounceInterval; 1 s to 30 min.
@@ -68,6 +76,7 @@ type MDNS struct {
 // NewMDNS validates cfg and returns an MDNS ready to Run. It opens nothing.
 func NewMDNS(cfg MDNSConfig) (*MDNS, error) {
 	cfg.Interfaces = slices.Clone(cfg.Interfaces)
+	cfg.Addrs = slices.Clone(cfg.Addrs)
 	switch {
 	case cfg.Self.IsZero():
 		return nil, fmt.Errorf("%w: Self is not set", ErrInvalidConfig)
@@ -81,6 +90,8 @@ func NewMDNS(cfg MDNSConfig) (*MDNS, error) {
 		return nil, fmt.Errorf("%w: MaxTracked %d is negative", ErrInvalidConfig, cfg.MaxTracked)
 	case slices.Contains(cfg.Interfaces, ""):
 		return nil, fmt.Errorf("%w: empty interface name", ErrInvalidConfig)
+	case slices.ContainsFunc(cfg.Addrs, func(a netip.Addr) bool { return !a.IsValid() || a.IsUnspecified() }):
+		return nil, fmt.Errorf("%w: Addrs holds an invalid or unspecified address", ErrInvalidConfig)
 	}
 	if cfg.AnnounceInterval == 0 {
 		cfg.AnnounceInterval = DefaultAnnounceInterval

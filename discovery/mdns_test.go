@@ -31,6 +31,9 @@ func TestNewMDNS(t *testing.T) {
 		{"query too often", MDNSConfig{Self: self, Port: 7000, QueryInterval: 999 * time.Millisecond}, true},
 		{"negative MaxTracked", MDNSConfig{Self: self, Port: 7000, MaxTracked: -1}, true},
 		{"empty interface name", MDNSConfig{Self: self, Port: 7000, Interfaces: []string{""}}, true},
+		{"addresses", MDNSConfig{Self: self, Port: 7000, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.2")}}, false},
+		{"unspecified address", MDNSConfig{Self: self, Port: 7000, Addrs: []netip.Addr{netip.IPv4Unspecified()}}, true},
+		{"invalid address", MDNSConfig{Self: self, Port: 7000, Addrs: []netip.Addr{{}}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,6 +55,46 @@ func TestNewMDNS(t *testing.T) {
 			if tt.cfg.AnnounceInterval != orig.AnnounceInterval || tt.cfg.MaxTracked != orig.MaxTracked ||
 				!slices.Equal(tt.cfg.Interfaces, orig.Interfaces) {
 				t.Error("NewMDNS modified the caller's config")
+			}
+		})
+	}
+}
+
+// A node bound to one address announces only that one, so no peer dials
+// an address where nobody listens.
+func TestAnnounceable(t *testing.T) {
+	link := []string{"10.0.0.2", "10.0.0.3", "fd77::2", "fe80::2"}
+	tests := []struct {
+		name  string
+		addrs []string
+		only  []string
+		want  []string
+	}{
+		{"everything", link, nil, link},
+		{"only the listen address", link, []string{"10.0.0.3"}, []string{"10.0.0.3"}},
+		{"zones ignored", link, []string{"fe80::2%eth0"}, []string{"fe80::2"}},
+		{"several, in link order", link, []string{"fd77::2", "10.0.0.2"}, []string{"10.0.0.2", "fd77::2"}},
+		{"not on this link", link, []string{"192.0.2.1"}, nil},
+		{"at most maxPeerAddrs", []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}, nil,
+			[]string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}},
+		{"the listen address beyond the first maxPeerAddrs", []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"},
+			[]string{"10.0.0.5"}, []string{"10.0.0.5"}},
+	}
+	parse := func(ss []string) []netip.Addr {
+		var out []netip.Addr
+		for _, s := range ss {
+			out = append(out, netip.MustParseAddr(s))
+		}
+		return out
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, a := range announceable(parse(tt.addrs), parse(tt.only)) {
+				got = append(got, a.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("announceable = %v, want %v", got, tt.want)
 			}
 		})
 	}

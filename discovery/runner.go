@@ -77,7 +77,8 @@ type link struct {
 	index    int
 	name     string
 	loopback bool
-	addrs    []netip.Addr // announced, best first, at most maxPeerAddrs
+	addrs    []netip.Addr // every address of the link, best first
+	announce []netip.Addr // what we announce there, at most maxPeerAddrs
 	v4, v6   bool         // joined the group of that family
 }
 
@@ -307,12 +308,13 @@ func (r *runner) scan(now time.Time) {
 		}
 		l := &link{index: ifi.Index, name: ifi.Name, loopback: ifi.Flags&net.FlagLoopback != 0}
 		l.addrs = linkAddrs(ifi)
+		l.announce = announceable(l.addrs, r.cfg.Addrs)
 		r.join(ifi, l)
 		if !l.v4 && !l.v6 {
 			continue
 		}
 		links[l.index] = l
-		fmt.Fprintf(&sig, "%d/%s/%v/%t/%t;", l.index, l.name, l.addrs, l.v4, l.v6)
+		fmt.Fprintf(&sig, "%d/%s/%v/%t/%t;", l.index, l.name, l.announce, l.v4, l.v6)
 	}
 	// Memberships die with their interface; a reused index must join anew.
 	for _, joined := range []map[int]bool{r.joined4, r.joined6} {
@@ -373,6 +375,19 @@ func linkAddrs(ifi net.Interface) []netip.Addr {
 		return 2
 	}
 	slices.SortStableFunc(out, func(a, b netip.Addr) int { return rank(a) - rank(b) })
+	return out
+}
+
+// announceable returns the addresses of a link, best first, that we
+// announce: those in only, or all of them if only is empty; at most
+// maxPeerAddrs.
+func announceable(addrs, only []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		if len(only) == 0 || slices.ContainsFunc(only, func(o netip.Addr) bool { return o.WithZone("") == a.WithZone("") }) {
+			out = append(out, a)
+		}
+	}
 	return out[:min(len(out), maxPeerAddrs)]
 }
 
@@ -431,7 +446,12 @@ func (r *runner) query(now time.Time) {
 // sendRecords multicasts our records with the given ttl on l, on the chosen
 // address families.
 func (r *runner) sendRecords(l *link, ttl uint32, v4, v6 bool, now time.Time) {
-	b, err := buildResponse(r.cfg.Self, uint16(r.cfg.Port), l.addrs, ttl).Pack()
+	if len(l.announce) == 0 {
+		// Receivers would take the packet's source for our address, and
+		// nobody listens there.
+		return
+	}
+	b, err := buildResponse(r.cfg.Self, uint16(r.cfg.Port), l.announce, ttl).Pack()
 	if err != nil {
 		r.log.Error("packing mDNS response", "error", err)
 		return

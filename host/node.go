@@ -60,11 +60,31 @@ type Node struct {
 
 // peerState is what the node knows of one peer, guarded by Node.mu.
 type peerState struct {
-	conn      *conn   // the connection in use; nil when down
-	others    []*conn // connections being retired after a tie-break
-	addr      string  // where to redial; empty if unknown
-	via       string  // how addr was learned: "connect", "config", "mdns", ...
-	redialing bool
+	conn   *conn     // the connection in use; nil when down
+	others []*conn   // connections being retired after a tie-break
+	addr   string    // where to redial; empty if unknown
+	via    string    // how addr was learned: "connect", "config", "mdns", ...
+	redial *redialer // the running redial loop; nil if none
+}
+
+// redialer is one peer's redial loop as the peer's state knows it, so that
+// a new address can reach the loop. Guarded by Node.mu.
+type redialer struct {
+	wake   chan struct{}      // buffered 1: a new address to try at once
+	cancel context.CancelFunc // cancels the dial in progress; nil between dials
+	addr   string             // the address of the dial in progress
+}
+
+// retry makes the loop try addr, the peer's new address, at once: it stops
+// a dial in progress to another address, and wakes the loop if it waits.
+func (r *redialer) retry(addr string) {
+	if r.cancel != nil && r.addr != addr {
+		r.cancel()
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Start opens the data dir (creating the identity on first start), listens
@@ -318,12 +338,23 @@ func (n *Node) SetAddr(peer trust.PeerID, addr, via string) error {
 	if n.closed {
 		return ErrClosed
 	}
-	ps := n.peerLocked(peer)
-	ps.addr, ps.via = addr, via
-	if ps.conn == nil {
-		n.redialLocked(peer, ps, 0)
-	}
+	n.setAddrLocked(peer, n.peerLocked(peer), addr, via)
 	return nil
+}
+
+// setAddrLocked records addr as where peer can be reached. If the peer is
+// not connected, it is dialled: at once by a new redial loop, or by the
+// running one, which a changed address wakes (see redial). n.mu held.
+func (n *Node) setAddrLocked(peer trust.PeerID, ps *peerState, addr, via string) {
+	changed := ps.addr != addr
+	ps.addr, ps.via = addr, via
+	switch {
+	case ps.conn != nil:
+	case ps.redial == nil:
+		n.redialLocked(peer, ps, 0)
+	case changed:
+		ps.redial.retry(addr)
+	}
 }
 
 func (n *Node) peerLocked(peer trust.PeerID) *peerState {
@@ -518,50 +549,95 @@ func (n *Node) connGone(c *conn) {
 
 // redialLocked starts the peer's redial loop unless one is running. n.mu held.
 func (n *Node) redialLocked(peer trust.PeerID, ps *peerState, first time.Duration) {
-	if ps.redialing || n.closed {
+	if ps.redial != nil || n.closed {
 		return
 	}
-	ps.redialing = true
+	r := &redialer{wake: make(chan struct{}, 1)}
+	ps.redial = r
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.redial(peer, first)
+		n.redial(peer, r, first)
 	}()
 }
 
+// maxRetryGap caps the least time between two dials to one peer when the
+// second is for a new address.
+const maxRetryGap = time.Second
+
 // redial dials peer with jittered exponential backoff until it is connected,
-// untrusted, forgotten or the node closes.
-func (n *Node) redial(peer trust.PeerID, wait time.Duration) {
+// untrusted, forgotten or the node closes. A new address for the peer
+// (r.wake) starts the backoff over and is dialled at once, abandoning a dial
+// in progress to the old one; but no dial starts sooner than ReconnectMin
+// (or maxRetryGap, if less) after the one before, so hints, which anyone on
+// the link can forge, cannot make the node dial a peer more often than that.
+func (n *Node) redial(peer trust.PeerID, r *redialer, wait time.Duration) {
 	backoff := n.cfg.ReconnectMin
+	gap := min(n.cfg.ReconnectMin, maxRetryGap)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	var last time.Time // when the last dial started
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-timer.C:
+		case <-r.wake:
+			backoff = n.cfg.ReconnectMin
+			if d := time.Until(last.Add(gap)); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-n.ctx.Done():
+					return
+				case <-timer.C:
+				}
+			}
 		}
 		n.mu.Lock()
 		ps := n.peers[peer]
-		if ps == nil || ps.conn != nil || ps.addr == "" || n.closed {
-			if ps != nil {
-				ps.redialing = false
-			}
+		if ps == nil || ps.redial != r {
+			n.mu.Unlock() // forgotten while we waited; a new loop may own it
+			return
+		}
+		if ps.conn != nil || ps.addr == "" || n.closed {
+			ps.redial = nil
 			n.mu.Unlock()
 			return
 		}
 		addr := ps.addr
+		ctx, cancel := context.WithCancel(n.ctx)
+		r.cancel, r.addr = cancel, addr
 		n.mu.Unlock()
-		err := n.dial(n.ctx, peer, addr)
+
+		last = time.Now()
+		n.log.Debug("redialling", "peer", peer.Short(), "addr", addr)
+		err := n.dial(ctx, peer, addr)
+		moved := ctx.Err() != nil && n.ctx.Err() == nil
+		cancel()
+		n.mu.Lock()
+		r.cancel, r.addr = nil, ""
 		if err == nil {
-			n.mu.Lock()
-			if ps := n.peers[peer]; ps != nil {
-				ps.redialing = false
+			ps := n.peers[peer]
+			if ps == nil || ps.redial != r || ps.conn != nil {
+				if ps != nil && ps.redial == r {
+					ps.redial = nil
+				}
+				n.mu.Unlock()
+				return
 			}
+			// The connection dropped before we got here, when connGone
+			// could not start a loop because this one was running.
 			n.mu.Unlock()
-			return
+			backoff = n.cfg.ReconnectMin
+			timer.Reset(jitter(backoff))
+			continue
 		}
-		n.log.Debug("redial failed", "peer", peer.Short(), "addr", addr, "error", err, "retry_in", backoff)
+		n.mu.Unlock()
+		if moved {
+			n.log.Debug("peer has a new address; abandoning the dial to its old one", "peer", peer.Short(), "addr", addr)
+		} else {
+			n.log.Debug("redial failed", "peer", peer.Short(), "addr", addr, "error", err, "retry_in", backoff)
+		}
 		timer.Reset(jitter(backoff))
 		backoff = min(2*backoff, n.cfg.ReconnectMax)
 	}
