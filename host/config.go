@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/peernet/peernet/discovery"
+	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
 )
 
@@ -97,6 +98,26 @@ type Config struct {
 	// Observer, if set, is told of every inbound request served and every
 	// handshake, for metrics.
 	Observer Observer
+
+	// Peers are trusted (and, with an address, dialled) as Start begins,
+	// before discovery and the listener's first connection, as if by Trust
+	// and SetAddr. A program that declares its peers in a file passes them
+	// here, so that no announcement or connection from them arrives before
+	// they are trusted.
+	Peers []Peer
+
+	// HoldRequests makes the node answer inbound calls and sends
+	// "unavailable" until Ready is called, so that a program can finish
+	// exposing its handlers (starting its plugins, say) before peers see
+	// "no such handle" for them.
+	HoldRequests bool
+}
+
+// Peer is a peer declared in a Config.
+type Peer struct {
+	ID    trust.PeerID
+	Label string
+	Addr  string // host:port to dial; empty if unknown
 }
 
 // Observer receives events for metrics. Its methods are called on the

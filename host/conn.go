@@ -312,7 +312,11 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 			c.control(&wire.Message{Type: wire.TypeReply, ID: m.ID, Status: st, Body: []byte(msg)})
 		}
 	}
-	if c.n.draining.Load() {
+	switch c.n.state.Load() {
+	case holding:
+		reject(wire.StatusUnavailable, "node is starting")
+		return
+	case draining:
 		reject(wire.StatusUnavailable, "node is shutting down")
 		return
 	}

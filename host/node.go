@@ -50,7 +50,7 @@ type Node struct {
 	peers  map[trust.PeerID]*peerState
 	closed bool
 
-	draining   atomic.Bool
+	state      atomic.Int32 // serving, holding or draining
 	handshakes chan struct{} // semaphore on inbound handshakes
 	events     events
 
@@ -106,8 +106,20 @@ func Start(cfg Config) (*Node, error) {
 		runningNames.Delete(cfg.Name)
 		return nil, err
 	}
+	if cfg.HoldRequests {
+		n.state.Store(holding)
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.stopTrustWatch = n.trust.OnRemove(n.untrusted)
+	for _, p := range cfg.Peers {
+		if err := n.declare(p); err != nil {
+			n.cancel()
+			n.stopTrustWatch()
+			n.release()
+			runningNames.Delete(cfg.Name)
+			return nil, err
+		}
+	}
 	if err := n.startDiscovery(); err != nil {
 		n.cancel()
 		n.stopTrustWatch()
@@ -191,11 +203,33 @@ func (n *Node) Close() error {
 	return nil
 }
 
+// The node's request states.
+const (
+	serving  = iota // inbound requests run
+	holding         // refused "unavailable" until Ready
+	draining        // refused "unavailable" while Shutdown waits
+)
+
+// Ready starts serving inbound requests on a node started with
+// HoldRequests. It is a no-op otherwise, and after Shutdown has begun.
+func (n *Node) Ready() { n.state.CompareAndSwap(holding, serving) }
+
+// declare trusts a peer from the Config and records its address.
+func (n *Node) declare(p Peer) error {
+	if err := n.Trust(p.ID, p.Label); err != nil {
+		return fmt.Errorf("host: trusting declared peer %q: %w", p.Label, err)
+	}
+	if p.Addr == "" {
+		return nil
+	}
+	return n.SetAddr(p.ID, p.Addr, "config")
+}
+
 // Shutdown stops the node gracefully: new inbound requests are answered
 // "unavailable" while those already running get until ctx is done to
 // finish; then it closes the node as Close does.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.draining.Store(true)
+	n.state.Store(draining)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for n.Inflight() > 0 {

@@ -606,3 +606,37 @@ func TestManyConcurrentCallsBothWays(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestHoldRequestsUntilReady(t *testing.T) {
+	a := peernettest.Node(t, host.Config{})
+	b := peernettest.Node(t, host.Config{HoldRequests: true})
+	peernettest.TrustEach(t, a, b)
+	peernettest.Connect(t, a, b)
+	expose(t, b, "echo", echo, host.ExposeOptions{})
+
+	_, err := a.Call(ctxTimeout(t, 5*time.Second), b.Identity(), "echo", []byte("early"))
+	var re *host.RemoteError
+	if !errors.Is(err, host.ErrUnavailable) || !errors.As(err, &re) || re.Message != "node is starting" {
+		t.Fatalf("call before Ready: %v; want unavailable, node is starting", err)
+	}
+	b.Ready()
+	if res, err := a.Call(ctxTimeout(t, 5*time.Second), b.Identity(), "echo", []byte("now")); err != nil || string(res) != "now" {
+		t.Fatalf("call after Ready: %q, %v", res, err)
+	}
+}
+
+func TestDeclaredPeers(t *testing.T) {
+	b := peernettest.Node(t, host.Config{})
+	a := peernettest.Node(t, host.Config{Peers: []host.Peer{{ID: b.Identity(), Label: "bee", Addr: peernettest.Addr(b)}}})
+	if err := b.Trust(a.Identity(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	peernettest.Eventually(t, "a dials its declared peer", func() bool { return a.Connected(b.Identity()) })
+	p := a.Peers()
+	if len(p) != 1 || p[0].Label != "bee" || p[0].Source != "config" {
+		t.Fatalf("a's peers: %+v", p)
+	}
+	if _, err := host.Start(host.Config{Name: "self-declared", DataDir: t.TempDir(), Peers: []host.Peer{{Label: "zero"}}}); err == nil {
+		t.Fatal("Start accepted a declared peer with no ID")
+	}
+}
