@@ -50,7 +50,7 @@ type Node struct {
 	peers  map[trust.PeerID]*peerState
 	closed bool
 
-	state      atomic.Int32 // serving, holding or draining
+	state      atomic.Int32  // serving, holding or draining
 	handshakes chan struct{} // semaphore on inbound handshakes
 	events     events
 
