@@ -3,8 +3,10 @@ GO ?= go
 
 .PHONY: demo test bench fmt
 
+# Two peernet-host daemons with plugins, driven through the CLI; see
+# examples/demo. Binaries, configurations and logs go to .demo/.
 demo:
-	$(GO) run ./examples/embed
+	GO="$(GO)" $(GO) run ./examples/demo
 
 test:
 	$(GO) vet ./...

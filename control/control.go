@@ -26,6 +26,10 @@ const (
 
 // Status describes the running node.
 type Status struct {
+	// Ready is false while the node is still launching the plugins of its
+	// configuration: the control socket answers from the start, but
+	// plugin handles are exposed only as their plugins come up.
+	Ready     bool            `json:"ready"`
 	Name      string          `json:"name"`
 	ID        string          `json:"id"`
 	Listen    string          `json:"listen"`

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -115,7 +116,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 
 // resolve finds a trusted peer by PeerID or label.
 func (s *controlServer) resolve(w http.ResponseWriter, name string) (trust.PeerID, bool) {
-	if id, err := trust.ParsePeerID(name); err == nil {
+	id, perr := trust.ParsePeerID(name)
+	if perr == nil {
 		return id, true
 	}
 	for _, p := range s.d.node.Peers() {
@@ -123,13 +125,19 @@ func (s *controlServer) resolve(w http.ResponseWriter, name string) (trust.PeerI
 			return p.ID, true
 		}
 	}
-	fail(w, http.StatusNotFound, control.CodeUnknownPeer, fmt.Errorf("no trusted peer labelled %q (and it is not a PeerID)", name))
+	err := fmt.Errorf("no trusted peer labelled %q (and it is not a PeerID)", name)
+	if strings.HasPrefix(name, trust.PeerIDPrefix) {
+		// Most likely a PeerID with a typo: say what is wrong with it.
+		err = fmt.Errorf("no trusted peer labelled %q, and it is not a valid PeerID: %w", name, perr)
+	}
+	fail(w, http.StatusNotFound, control.CodeUnknownPeer, err)
 	return trust.PeerID{}, false
 }
 
 func (s *controlServer) status(w http.ResponseWriter, _ *http.Request) {
 	n := s.d.node
 	st := control.Status{
+		Ready:    s.d.Ready(),
 		Name:     n.Name(),
 		ID:       n.Identity().String(),
 		Listen:   n.Addr().String(),

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,6 +40,11 @@ type Daemon struct {
 	mu  sync.Mutex // serialises Reload and Shutdown; guards cfg
 	cfg *config.File
 
+	// ready is set once the first plugin start has finished, whether every
+	// plugin came up or not; until then the control socket already
+	// answers, but plugin handles may not be exposed yet.
+	ready atomic.Bool
+
 	closeOnce sync.Once
 }
 
@@ -62,11 +68,14 @@ func Start(path string, log hclog.Logger) (*Daemon, error) {
 		metrics = telemetry.New()
 		hc.Observer = metrics
 	}
-	if d.node, err = host.Start(hc); err != nil {
-		return nil, err
+	// Declared peers are trusted before discovery starts, and requests
+	// wait for the plugins: a peer that reconnects at once to a restarted
+	// node gets "unavailable: node is starting", not "no such handle".
+	for _, p := range cfg.Peers {
+		hc.Peers = append(hc.Peers, host.Peer{ID: p.ID, Label: p.Label, Addr: p.Address})
 	}
-	if err := d.applyPeers(nil, cfg.Peers); err != nil {
-		d.node.Close()
+	hc.HoldRequests = true
+	if d.node, err = host.Start(hc); err != nil {
 		return nil, err
 	}
 	d.sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{
@@ -94,6 +103,8 @@ func Start(path string, log hclog.Logger) (*Daemon, error) {
 		log.Info("serving metrics", "addr", d.metrics.addr())
 	}
 	pluginErr := d.sup.Apply(context.Background(), pluginConfigs(cfg))
+	d.node.Ready()
+	d.ready.Store(true)
 	log.Info("peernet-host running", "id", d.node.Identity(), "listen", d.node.Addr(), "config", path)
 	return d, pluginErr
 }
@@ -238,7 +249,7 @@ func pluginConfigs(f *config.File) []plugin.Config {
 			SHA256:       p.SHA256,
 			Args:         p.Args,
 			PluginConfig: p.Config,
-			GracePeriod:  p.GracePeriod,
+			GracePeriod:  gracePeriod(p.GracePeriod),
 			Restart: plugin.RestartPolicy{
 				MaxCrashes: p.Restart.MaxCrashes,
 				Window:     p.Restart.Window,
@@ -287,5 +298,20 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Ready reports whether the daemon has finished starting: its plugins have
+// been launched once, and those that came up serve their handles. The
+// control socket answers before that, so that "peernet-host status" can show
+// a slow plugin starting.
+func (d *Daemon) Ready() bool { return d.ready.Load() }
+
 // Uptime is how long the daemon has run.
 func (d *Daemon) Uptime() time.Duration { return time.Since(d.started).Round(time.Second) }
+
+// gracePeriod maps the file's grace_period, where 0 means "cancel at once",
+// to the supervisor's, where 0 means its default.
+func gracePeriod(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

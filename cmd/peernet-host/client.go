@@ -30,8 +30,12 @@ func status(env *cmdEnv, args []string) error {
 	if env.json {
 		return env.printJSON(st)
 	}
-	fmt.Fprintf(env.stdout, "node      %s\nid        %s\nlisten    %s\nuptime    %s\npeers     %d trusted, %d connected\ninflight  %d\n\n",
-		st.Name, st.ID, st.Listen, time.Duration(st.Uptime), st.Peers, st.Connected, st.Inflight)
+	state := "running"
+	if !st.Ready {
+		state = "starting plugins"
+	}
+	fmt.Fprintf(env.stdout, "node      %s\nid        %s\nstate     %s\nlisten    %s\nuptime    %s\npeers     %d trusted, %d connected\ninflight  %d\n\n",
+		st.Name, st.ID, state, st.Listen, time.Duration(st.Uptime), st.Peers, st.Connected, st.Inflight)
 	return printPlugins(env, st.Plugins)
 }
 

@@ -73,7 +73,7 @@ func dispatch(args []string) int {
 	}
 	env := &cmdEnv{name: args[0], stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
 	fs := flag.NewFlagSet("peernet-host "+args[0], flag.ContinueOnError)
-	fs.StringVar(&env.configPath, "config", defaultConfig(), "configuration `file` (default $PEERNET_CONFIG, else peernet.hcl)")
+	fs.StringVar(&env.configPath, "config", defaultConfig(), "configuration `file`; the default is $PEERNET_CONFIG if set")
 	fs.BoolVar(&env.json, "json", false, "print JSON for scripts instead of tables")
 	fs.DurationVar(&env.timeout, "timeout", 0, "give up after this long (0: the node's default for calls, 30s otherwise)")
 	if cmd.flags != nil {
@@ -93,7 +93,24 @@ func dispatch(args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	var ue usageError
+	if errors.As(err, &ue) && flagAfterArgs(fs) {
+		err = usagef("%s (flags go before the arguments)", ue.msg)
+	}
 	return report(env, err)
+}
+
+// flagAfterArgs reports whether one of the arguments left after parsing
+// names a flag, as in "peernet-host trust add ID LABEL -config f": the flag
+// package stops at the first argument, so the flag was taken as one.
+func flagAfterArgs(fs *flag.FlagSet) bool {
+	for _, a := range fs.Args() {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && fs.Lookup(name) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // report prints err for a person and picks the exit code.
@@ -106,10 +123,9 @@ func report(env *cmdEnv, err error) int {
 		fmt.Fprintf(env.stderr, "peernet-host %s: %v\nRun \"peernet-host %s -h\" for usage.\n", env.name, err, env.name)
 		return exitUsage
 	case errors.As(err, &de):
-		fmt.Fprintf(env.stderr, "peernet-host %s: invalid configuration:\n", env.name)
-		if de.Format(env.stderr, 100, false) != nil {
-			fmt.Fprintln(env.stderr, de.Error())
-		}
+		// One "file:line:col: summary: detail" line per problem, the form
+		// docs/configuration.md shows and editors jump to.
+		fmt.Fprintf(env.stderr, "peernet-host %s: invalid configuration:\n%s\n", env.name, de.Error())
 		return exitBadConfig
 	case errors.Is(err, control.ErrNotRunning):
 		fmt.Fprintf(env.stderr, "peernet-host %s: %v\nIs \"peernet-host run -config %s\" running?\n", env.name, err, env.configPath)
