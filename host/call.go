@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,17 +24,25 @@ func (n *Node) Call(ctx context.Context, peer trust.PeerID, handle string, args 
 	if err := n.checkRequest(handle, args); err != nil {
 		return nil, err
 	}
-	c := n.connFor(peer)
-	if c == nil {
-		return nil, n.notConnected(peer)
-	}
 	var timeout time.Duration
 	if _, ok := ctx.Deadline(); !ok {
 		timeout = n.cfg.CallTimeout // enforced by a pooled timer, not a new context
 	}
-	r, err := c.call(ctx, handle, args, timeout)
-	if err != nil {
-		return nil, err
+	var r callResult
+	for {
+		c := n.connFor(peer)
+		if c == nil {
+			return nil, n.notConnected(peer)
+		}
+		var err error
+		r, err = c.call(ctx, handle, args, timeout)
+		if errors.Is(err, errRetired) {
+			continue // never sent: try the connection that replaced it
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	if r.status != wire.StatusOK {
 		return nil, &RemoteError{Peer: peer, Handle: handle, Status: r.status, Message: string(r.body)}
@@ -50,11 +59,16 @@ func (n *Node) Send(ctx context.Context, peer trust.PeerID, handle string, args 
 	if err := n.checkRequest(handle, args); err != nil {
 		return err
 	}
-	c := n.connFor(peer)
-	if c == nil {
-		return n.notConnected(peer)
+	for {
+		c := n.connFor(peer)
+		if c == nil {
+			return n.notConnected(peer)
+		}
+		if err := c.send(ctx, handle, args); !errors.Is(err, errRetired) {
+			return err
+		}
+		// Never sent: try the connection that replaced it.
 	}
-	return c.send(ctx, handle, args)
 }
 
 func (n *Node) checkRequest(handle string, args []byte) error {

@@ -44,6 +44,10 @@ type conn struct {
 	queueP  *[]byte // the pooled holder of queue's array
 	closing bool    // no more messages accepted; the writer flushes and exits
 	err     error   // why the connection closed; set with closing
+	// replacedSent is set when the goaway "replaced" is queued: no call or
+	// send may follow it, or the peer could close the connection before
+	// it arrives.
+	replacedSent bool
 
 	// Outbound calls in flight, guarded by pmu.
 	pmu     sync.Mutex
@@ -161,6 +165,9 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 	if c.closing {
 		return c.err
 	}
+	if c.replacedSent && (m.Type == wire.TypeCall || m.Type == wire.TypeSend) {
+		return errRetired
+	}
 	wasEmpty := len(c.queue) == 0
 	if c.queue == nil {
 		c.queueP = getBuf()
@@ -171,11 +178,19 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 		return err
 	}
 	c.queue = q
+	if m.Type == wire.TypeGoaway && m.Code == wire.GoawayReplaced {
+		c.replacedSent = true
+	}
 	if wasEmpty {
 		c.wready.Signal()
 	}
 	return nil
 }
+
+// errRetired refuses a call or send on a connection that has told the
+// peer it is replaced: the peer may close it as soon as the calls it knows
+// of are done, so the request must go on the connection that replaced it.
+var errRetired = errors.New("host: connection replaced")
 
 // coalesceBelow is the queue size under which the writer yields once
 // before writing, so that callers and handlers that are runnable now add
