@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -17,43 +18,35 @@ func status(env *cmdEnv, args []string) error {
 	if len(args) != 0 {
 		return usagef("status takes no arguments")
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.ctx(requestTimeout)
-	defer cancel()
-	st, err := c.Status(ctx)
-	if err != nil {
-		return err
-	}
-	if env.json {
-		return env.printJSON(st)
-	}
-	state := "running"
-	if !st.Ready {
-		state = "starting plugins"
-	}
-	fmt.Fprintf(env.stdout, "node      %s\nid        %s\nstate     %s\nlisten    %s\nuptime    %s\npeers     %d trusted, %d connected\ninflight  %d\n\n",
-		st.Name, st.ID, state, st.Listen, time.Duration(st.Uptime), st.Peers, st.Connected, st.Inflight)
-	return printPlugins(env, st.Plugins)
+	return env.request(requestTimeout, func(ctx context.Context, c *control.Client) error {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if env.json {
+			return env.printJSON(st)
+		}
+		state := "running"
+		if !st.Ready {
+			state = "starting plugins"
+		}
+		fmt.Fprintf(env.stdout, "node      %s\nid        %s\nstate     %s\nlisten    %s\nuptime    %s\npeers     %d trusted, %d connected\ninflight  %d\n\n",
+			st.Name, st.ID, state, st.Listen, time.Duration(st.Uptime), st.Peers, st.Connected, st.Inflight)
+		return printPlugins(env, st.Plugins)
+	})
 }
 
 func peers(env *cmdEnv, args []string) error {
 	if len(args) != 0 {
 		return usagef("peers takes no arguments")
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.ctx(requestTimeout)
-	defer cancel()
-	ps, err := c.Peers(ctx)
-	if err != nil {
-		return err
-	}
-	return printPeers(env, ps)
+	return env.request(requestTimeout, func(ctx context.Context, c *control.Client) error {
+		ps, err := c.Peers(ctx)
+		if err != nil {
+			return err
+		}
+		return printPeers(env, ps)
+	})
 }
 
 func printPeers(env *cmdEnv, ps []control.Peer) error {
@@ -82,48 +75,40 @@ func trustCmd(env *cmdEnv, args []string) error {
 	default:
 		return usagef("usage: trust add PEERID LABEL | trust remove PEER | trust list")
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.ctx(requestTimeout)
-	defer cancel()
-	switch args[0] {
-	case "add":
-		if err := c.Trust(ctx, args[1], args[2]); err != nil {
-			return err
+	return env.request(requestTimeout, func(ctx context.Context, c *control.Client) error {
+		switch args[0] {
+		case "add":
+			if err := c.Trust(ctx, args[1], args[2]); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "trusted %s as %q\n", args[1], args[2])
+		case "remove":
+			if err := c.Untrust(ctx, args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "no longer trusting %s\n", args[1])
+		case "list":
+			ps, err := c.Peers(ctx)
+			if err != nil {
+				return err
+			}
+			return printPeers(env, ps)
 		}
-		fmt.Fprintf(env.stdout, "trusted %s as %q\n", args[1], args[2])
-	case "remove":
-		if err := c.Untrust(ctx, args[1]); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "no longer trusting %s\n", args[1])
-	case "list":
-		ps, err := c.Peers(ctx)
-		if err != nil {
-			return err
-		}
-		return printPeers(env, ps)
-	}
-	return nil
+		return nil
+	})
 }
 
 func connect(env *cmdEnv, args []string) error {
 	if len(args) != 2 {
 		return usagef("connect needs PEER and HOST:PORT")
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.ctx(requestTimeout)
-	defer cancel()
-	if err := c.Connect(ctx, args[0], args[1]); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "connected to %s\n", args[0])
-	return nil
+	return env.request(requestTimeout, func(ctx context.Context, c *control.Client) error {
+		if err := c.Connect(ctx, args[0], args[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "connected to %s\n", args[0])
+		return nil
+	})
 }
 
 // callArgs builds a call request from PEER HANDLE [ARGS | -].
@@ -151,25 +136,21 @@ func call(env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
 	// The node applies the call's own timeout; this only guards the socket.
-	ctx, cancel := env.ctx(-1)
-	defer cancel()
-	res, err := c.Call(ctx, req)
-	if err != nil {
-		return err
-	}
-	if env.json {
-		return env.printJSON(control.CallResponse{Result: res})
-	}
-	env.stdout.Write(res)
-	if len(res) > 0 && res[len(res)-1] != '\n' {
-		fmt.Fprintln(env.stdout)
-	}
-	return nil
+	return env.request(-1, func(ctx context.Context, c *control.Client) error {
+		res, err := c.Call(ctx, req)
+		if err != nil {
+			return err
+		}
+		if env.json {
+			return env.printJSON(control.CallResponse{Result: res})
+		}
+		env.stdout.Write(res)
+		if len(res) > 0 && res[len(res)-1] != '\n' {
+			fmt.Fprintln(env.stdout)
+		}
+		return nil
+	})
 }
 
 func send(env *cmdEnv, args []string) error {
@@ -177,33 +158,25 @@ func send(env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.ctx(requestTimeout)
-	defer cancel()
-	return c.Send(ctx, req)
+	return env.request(requestTimeout, func(ctx context.Context, c *control.Client) error {
+		return c.Send(ctx, req)
+	})
 }
 
 func plugins(env *cmdEnv, args []string) error {
 	if len(args) != 0 {
 		return usagef("plugins takes no arguments")
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.ctx(requestTimeout)
-	defer cancel()
-	ps, err := c.Plugins(ctx)
-	if err != nil {
-		return err
-	}
-	if env.json {
-		return env.printJSON(ps)
-	}
-	return printPlugins(env, ps)
+	return env.request(requestTimeout, func(ctx context.Context, c *control.Client) error {
+		ps, err := c.Plugins(ctx)
+		if err != nil {
+			return err
+		}
+		if env.json {
+			return env.printJSON(ps)
+		}
+		return printPlugins(env, ps)
+	})
 }
 
 func printPlugins(env *cmdEnv, ps []plugin.Status) error {
@@ -230,28 +203,24 @@ func reload(env *cmdEnv, args []string) error {
 	if len(args) != 0 {
 		return usagef("reload takes no arguments")
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.ctx(2 * time.Minute)
-	defer cancel()
-	r, err := c.Reload(ctx)
-	if err != nil {
-		return err
-	}
-	if env.json {
-		return env.printJSON(r)
-	}
-	fmt.Fprintf(env.stdout, "reloaded: peers %s; plugins %s\n", list(r.Peers), list(r.Plugins))
-	for _, s := range r.RestartNeeded {
-		fmt.Fprintf(env.stdout, "note: %s\n", s)
-	}
-	if r.Warning != "" {
-		fmt.Fprintf(env.stderr, "warning: %s\n", r.Warning)
-		return fmt.Errorf("some plugins did not start")
-	}
-	return nil
+	return env.request(2*time.Minute, func(ctx context.Context, c *control.Client) error {
+		r, err := c.Reload(ctx)
+		if err != nil {
+			return err
+		}
+		if env.json {
+			return env.printJSON(r)
+		}
+		fmt.Fprintf(env.stdout, "reloaded: peers %s; plugins %s\n", list(r.Peers), list(r.Plugins))
+		for _, s := range r.RestartNeeded {
+			fmt.Fprintf(env.stdout, "note: %s\n", s)
+		}
+		if r.Warning != "" {
+			fmt.Fprintf(env.stderr, "warning: %s\n", r.Warning)
+			return fmt.Errorf("some plugins did not start")
+		}
+		return nil
+	})
 }
 
 func revoke(env *cmdEnv, args []string) error {
@@ -262,21 +231,17 @@ func revoke(env *cmdEnv, args []string) error {
 	if len(args) == 2 {
 		handle = args[1]
 	}
-	c, err := env.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := env.ctx(2 * time.Minute)
-	defer cancel()
-	if err := c.Revoke(ctx, args[0], handle); err != nil {
-		return err
-	}
-	if handle == "" {
-		fmt.Fprintf(env.stdout, "revoked plugin %s\n", args[0])
-	} else {
-		fmt.Fprintf(env.stdout, "revoked %s of plugin %s\n", handle, args[0])
-	}
-	return nil
+	return env.request(2*time.Minute, func(ctx context.Context, c *control.Client) error {
+		if err := c.Revoke(ctx, args[0], handle); err != nil {
+			return err
+		}
+		if handle == "" {
+			fmt.Fprintf(env.stdout, "revoked plugin %s\n", args[0])
+		} else {
+			fmt.Fprintf(env.stdout, "revoked %s of plugin %s\n", handle, args[0])
+		}
+		return nil
+	})
 }
 
 func dash(s string) string {

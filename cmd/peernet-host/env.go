@@ -79,3 +79,15 @@ func (e *cmdEnv) table(header []any, rows [][]any) error {
 	}
 	return tw.Flush()
 }
+
+// request runs op against the running node, with a context bounded by
+// -timeout, or by def when it is unset (negative def: no bound).
+func (e *cmdEnv) request(def time.Duration, op func(ctx context.Context, c *control.Client) error) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.ctx(def)
+	defer cancel()
+	return op(ctx, c)
+}
