@@ -134,7 +134,7 @@ func (c *conn) enqueue(ctx context.Context, m *wire.Message) error {
 // each other. A peer that lets even these pile up is not reading at all, and
 // its connection is closed.
 func (c *conn) control(m *wire.Message) {
-	if err := c.push(nil, m, false); errors.Is(err, errNotReading) {
+	if err := c.push(context.Background(), m, false); errors.Is(err, errNotReading) {
 		c.log.Warn("closing connection: peer is not reading", "queued", c.n.cfg.MaxWriteQueue)
 		c.shutdown(&connLostError{err}, false)
 	}

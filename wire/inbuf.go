@@ -97,13 +97,3 @@ func (b *inbuf) Read(p []byte) (int, error) {
 	b.discard(n)
 	return n, nil
 }
-
-// release returns a borrowed buffer, dropping anything unread; for a
-// connection that is closing.
-func (b *inbuf) release() {
-	b.r, b.w = 0, 0
-	if b.large != nil {
-		largeReadPool.Put(b.large)
-		b.large, b.buf = nil, b.small[:]
-	}
-}

@@ -24,8 +24,8 @@ type cmdEnv struct {
 	stdin          io.Reader
 
 	// init's flags
-	initName, initDataDir, initListen string
-	initForce                         bool
+	initName  string
+	initForce bool
 }
 
 // loadConfig reads the configuration file.
