@@ -162,10 +162,14 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 			return err
 		}
 	}
+	isRequest := m.Type == wire.TypeCall || m.Type == wire.TypeSend
 	if c.closing {
+		if isRequest && c.err == errReplaced {
+			return errRetired
+		}
 		return c.err
 	}
-	if c.replacedSent && (m.Type == wire.TypeCall || m.Type == wire.TypeSend) {
+	if c.replacedSent && isRequest {
 		return errRetired
 	}
 	wasEmpty := len(c.queue) == 0
@@ -188,8 +192,9 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 }
 
 // errRetired refuses a call or send on a connection that has told the
-// peer it is replaced: the peer may close it as soon as the calls it knows
-// of are done, so the request must go on the connection that replaced it.
+// peer it is replaced, or has closed after a tie-break: the peer may close
+// it as soon as the calls it knows of are done, so the request must go on
+// the connection that replaced it.
 var errRetired = errors.New("host: connection replaced")
 
 // coalesceBelow is the queue size under which the writer yields once
@@ -380,7 +385,6 @@ func (in *inbound) run() {
 	c.n.cfg.Observer.Served(in.req.Handle, in.req.Kind, st, time.Since(start))
 	in.e.release()
 	c.imu.Lock()
-	c.running--
 	_, live := c.inbound[in.id]
 	delete(c.inbound, in.id)
 	c.imu.Unlock()
@@ -392,6 +396,12 @@ func (in *inbound) run() {
 		}
 		c.reply(in.id, st, body)
 	}
+	// Only now, with the reply queued, is the request done: a retired
+	// connection that saw no request running could close before the
+	// reply went out.
+	c.imu.Lock()
+	c.running--
+	c.imu.Unlock()
 	c.maybeFinishRetire()
 }
 
@@ -419,10 +429,13 @@ func (c *conn) handleReply(m *wire.Message) {
 func (c *conn) call(ctx context.Context, handle string, args []byte, timeout time.Duration) (callResult, error) {
 	pc := pendingPool.Get().(*pendingCall)
 	c.pmu.Lock()
-	if c.isClosing() {
+	if err := c.closeErr(); err != nil {
 		c.pmu.Unlock()
 		pendingPool.Put(pc)
-		return callResult{}, c.closeErr()
+		if err == errReplaced {
+			err = errRetired // never sent: the caller tries the connection that replaced this one
+		}
+		return callResult{}, err
 	}
 	c.lastID++
 	id := c.lastID
