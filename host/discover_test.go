@@ -62,9 +62,7 @@ func TestDiscoveryHints(t *testing.T) {
 	if len(peers) != 1 || peers[0].ID != b.Identity() || peers[0].Source != discovery.SourceStatic {
 		t.Fatalf("a's peers: %+v, want b found by a static hint", peers)
 	}
-	if !b.Connected(a.Identity()) {
-		t.Fatal("b does not see a")
-	}
+	peernettest.Eventually(t, "b sees a", func() bool { return b.Connected(a.Identity()) })
 	if n := trapped.Load(); n != 0 {
 		t.Fatalf("node dialled an untrusted announcer %d times", n)
 	}
