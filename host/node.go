@@ -485,7 +485,14 @@ func (n *Node) accept(raw net.Conn) {
 	})
 	n.cfg.Observer.Handshake(true, err)
 	if err != nil {
-		n.log.Debug("inbound handshake failed", "remote", raw.RemoteAddr(), "error", err)
+		// A PeerNet peer of another protocol version is worth an
+		// operator's attention; scanners, untrusted keys and timeouts are
+		// not, at the default level.
+		if errors.Is(err, wire.ErrVersion) {
+			n.log.Warn("inbound handshake failed: protocol version mismatch", "remote", raw.RemoteAddr(), "error", err)
+		} else {
+			n.log.Debug("inbound handshake failed", "remote", raw.RemoteAddr(), "error", err)
+		}
 		return
 	}
 	if err := n.register(sc, false); err != nil {
