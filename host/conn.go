@@ -427,16 +427,10 @@ func (c *conn) handleReply(m *wire.Message) {
 // call sends a call and waits for its reply, ctx, the connection's end, or
 // timeout if it is positive (the default timeout of a ctx without deadline).
 func (c *conn) call(ctx context.Context, handle string, args []byte, timeout time.Duration) (callResult, error) {
+	// A connection that is closing refuses the call in push, which
+	// decides for calls and sends alike whether it may be retried.
 	pc := pendingPool.Get().(*pendingCall)
 	c.pmu.Lock()
-	if err := c.closeErr(); err != nil {
-		c.pmu.Unlock()
-		pendingPool.Put(pc)
-		if err == errReplaced {
-			err = errRetired // never sent: the caller tries the connection that replaced this one
-		}
-		return callResult{}, err
-	}
 	c.lastID++
 	id := c.lastID
 	c.pending[id] = pc
