@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -19,9 +20,15 @@ type File struct {
 	// resolved against its directory.
 	Path string
 
-	Node      Node
-	Peers     []Peer   // in file order
-	Plugins   []Plugin // in file order
+	Node  Node
+	Peers []Peer // in file order
+	// Plugins are the plugin blocks, in file order, as the supervisor
+	// takes them: Path is the absolute path of an existing executable, Env
+	// the sorted "KEY=value" pairs of the env map, PluginConfig the config
+	// object as JSON ("{}" when the file sets none), and each handle's
+	// Allow says explicitly whether every trusted peer or only the listed
+	// ones (possibly none) may use it.
+	Plugins   []plugin.Config
 	Discovery Discovery
 	Telemetry Telemetry
 }
@@ -66,49 +73,6 @@ type Peer struct {
 	Label   string // the block label; unique in the file
 	ID      trust.PeerID
 	Address string // host:port, or "" if the address comes from discovery
-}
-
-// Plugin is a plugin block: a plugin process and the handles it exposes.
-type Plugin struct {
-	Name    string // the block label; unique in the file
-	Command string // absolute path of an existing executable file
-	Args    []string
-	// Env is the plugin's entire environment, apart from the variables
-	// go-plugin itself sets. Nil when the file sets none.
-	Env map[string]string
-	// SHA256 is the expected digest of Command, 64 lowercase hex digits.
-	SHA256 string
-	// Config is the plugin's config object encoded as JSON, "{}" when the
-	// file sets none. Paths in it are passed as written.
-	Config []byte
-	// GracePeriod bounds how long a stopped or swapped-out generation may
-	// take to finish its calls in flight; 0 cancels them at once.
-	GracePeriod time.Duration
-	Restart     Restart
-	// Handles lists the handles exposed from this plugin, in file order.
-	// Handles the plugin serves that are not listed stay closed.
-	Handles []Handle
-}
-
-// Restart is a plugin's crash policy: after more than MaxCrashes crashes
-// within Window the plugin is marked failed; before that it is restarted
-// after a jittered exponential backoff between BackoffMin and BackoffMax.
-type Restart struct {
-	MaxCrashes int
-	Window     time.Duration
-	BackoffMin time.Duration
-	BackoffMax time.Duration
-}
-
-// Handle is a handle block: one handle a plugin serves, and who may use it.
-// Its fields map onto host.ExposeOptions.
-type Handle struct {
-	Name string
-	// Allow lists the only peers that may use the handle, with peer labels
-	// resolved; nil means every trusted peer, empty means none.
-	Allow         []trust.PeerID
-	MaxConcurrent int
-	Timeout       time.Duration // 0: only the caller's deadline applies
 }
 
 // Discovery is the discovery block.

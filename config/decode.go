@@ -22,6 +22,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
 )
@@ -654,17 +656,17 @@ func reason(err, sentinel error) string {
 }
 
 // plugin decodes a plugin block.
-func (d *decoder) plugin(blk *hcl.Block) Plugin {
+func (d *decoder) plugin(blk *hcl.Block) plugin.Config {
 	name, nameRng := blk.Labels[0], blk.LabelRanges[0]
 	b := d.decodeBody(blk.Body, pluginSpec, blk.DefRange, fmt.Sprintf("plugin %q", name))
-	p := Plugin{
-		Name:        name,
-		SHA256:      strings.ToLower(b.str("sha256")),
-		GracePeriod: b.dur("grace_period"),
-		Config:      []byte("{}"),
+	p := plugin.Config{
+		Name:         name,
+		SHA256:       strings.ToLower(b.str("sha256")),
+		GracePeriod:  b.dur("grace_period"),
+		PluginConfig: []byte("{}"),
 	}
-	if why := checkName(name); why != "" {
-		d.add(diagAt(nameRng, "Invalid plugin name", "Plugin name %q %s.", name, why))
+	if err := plugin.CheckName(name); err != nil {
+		d.add(diagAt(nameRng, "Invalid plugin name", "Plugin name %q %s.", name, reason(err, plugin.ErrBadName)))
 	} else if first, dup := d.pluginByName[name]; dup {
 		d.add(diagAt(nameRng, "Duplicate plugin", "A plugin named %q is already declared at %s.", name, posString(first)))
 	} else {
@@ -672,7 +674,7 @@ func (d *decoder) plugin(blk *hcl.Block) Plugin {
 	}
 
 	if cmd, set := b.get("command"); set {
-		p.Command = d.command(cmd.v.(string), cmd.rng)
+		p.Path = d.command(cmd.v.(string), cmd.rng)
 	}
 	if args, set := b.get("args"); set {
 		for i, a := range args.v.([]string) {
@@ -699,8 +701,8 @@ func (d *decoder) plugin(blk *hcl.Block) Plugin {
 				d.add(diagAt(rng, "Invalid environment variable", "env value of %s contains a NUL character.", k))
 			}
 		}
-		if len(m) > 0 {
-			p.Env = m
+		for _, k := range sortedKeys(m) {
+			p.Env = append(p.Env, k+"="+m[k])
 		}
 	}
 	if _, set := b.get("sha256"); set {
@@ -710,7 +712,7 @@ func (d *decoder) plugin(blk *hcl.Block) Plugin {
 		}
 	}
 	if cfg, set := b.get("config"); set {
-		p.Config = cfg.v.([]byte)
+		p.PluginConfig = cfg.v.([]byte)
 	}
 
 	rb := &body{spec: restartSpec}
@@ -718,7 +720,7 @@ func (d *decoder) plugin(blk *hcl.Block) Plugin {
 		rb = d.decodeBody(r.Body, restartSpec, r.DefRange, fmt.Sprintf("The restart block of plugin %q", name))
 		d.checkOrder(rb, "backoff_min", "backoff_max")
 	}
-	p.Restart = Restart{
+	p.Restart = plugin.RestartPolicy{
 		MaxCrashes: rb.int("max_crashes"),
 		Window:     rb.dur("window"),
 		BackoffMin: rb.dur("backoff_min"),
@@ -761,10 +763,11 @@ func (d *decoder) command(s string, rng hcl.Range) string {
 }
 
 // handle decodes a handle block of plugin pluginName.
-func (d *decoder) handle(blk *hcl.Block, pluginName string) Handle {
+func (d *decoder) handle(blk *hcl.Block, pluginName string) plugin.Handle {
 	name, nameRng := blk.Labels[0], blk.LabelRanges[0]
 	b := d.decodeBody(blk.Body, handleSpec, blk.DefRange, fmt.Sprintf("handle %q of plugin %q", name, pluginName))
-	h := Handle{Name: name, MaxConcurrent: b.int("max_concurrent"), Timeout: b.dur("timeout")}
+	h := plugin.Handle{Name: name}
+	h.MaxConcurrent, h.Timeout = b.int("max_concurrent"), b.dur("timeout")
 	switch {
 	case name == "" || len(name) > wire.MaxHandleLen || !utf8.ValidString(name):
 		d.add(diagAt(nameRng, "Invalid handle name",
@@ -780,12 +783,13 @@ func (d *decoder) handle(blk *hcl.Block, pluginName string) Handle {
 	}
 
 	if allow, set := b.get("allow"); set {
-		h.Allow = []trust.PeerID{}
+		var ids []trust.PeerID
 		for i, s := range allow.v.([]string) {
-			if id := d.allowed(s, allow.elems[i]); !id.IsZero() && !slices.Contains(h.Allow, id) {
-				h.Allow = append(h.Allow, id)
+			if id := d.allowed(s, allow.elems[i]); !id.IsZero() {
+				ids = append(ids, id)
 			}
 		}
+		h.Allow = host.AllowOnly(ids...)
 	}
 	return h
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,7 +103,7 @@ func Start(path string, log hclog.Logger) (*Daemon, error) {
 		}
 		log.Info("serving metrics", "addr", d.metrics.addr())
 	}
-	pluginErr := d.sup.Apply(context.Background(), pluginConfigs(cfg))
+	pluginErr := d.sup.Apply(context.Background(), cfg.Plugins)
 	d.node.Ready()
 	d.ready.Store(true)
 	log.Info("peernet-host running", "id", d.node.Identity(), "listen", d.node.Addr(), "config", path)
@@ -154,7 +155,7 @@ func (d *Daemon) Reload(ctx context.Context) (*ReloadSummary, error) {
 	}
 	sum.Peers = peerChanges(d.cfg.Peers, cfg.Peers)
 	sum.Plugins = pluginChanges(d.cfg.Plugins, cfg.Plugins)
-	err = d.sup.Apply(ctx, pluginConfigs(cfg))
+	err = d.sup.Apply(ctx, cfg.Plugins)
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "peers", sum.Peers, "plugins", sum.Plugins, "restart_needed", sum.RestartNeeded)
 	return sum, err
@@ -216,8 +217,11 @@ func peerChanges(before, after []config.Peer) []string {
 	return out
 }
 
-func pluginChanges(before, after []config.Plugin) []string {
-	old := map[string]config.Plugin{}
+// pluginChanges names what a reload changes in the plugins: "+name" and
+// "-name" for added and removed plugins, "~name (what)" for changed ones,
+// with what from plugin.Config.Diff.
+func pluginChanges(before, after []plugin.Config) []string {
+	old := map[string]plugin.Config{}
 	for _, p := range before {
 		old[p.Name] = p
 	}
@@ -227,8 +231,10 @@ func pluginChanges(before, after []config.Plugin) []string {
 		switch {
 		case !ok:
 			out = append(out, "+"+p.Name)
-		case fmt.Sprint(o) != fmt.Sprint(p):
-			out = append(out, "~"+p.Name)
+		default:
+			if d := o.Diff(p); len(d) > 0 {
+				out = append(out, "~"+p.Name+" ("+strings.Join(d, "; ")+")")
+			}
 		}
 		delete(old, p.Name)
 	}
@@ -236,40 +242,6 @@ func pluginChanges(before, after []config.Plugin) []string {
 		out = append(out, "-"+name)
 	}
 	sort.Strings(out)
-	return out
-}
-
-// pluginConfigs maps the file's plugin blocks to the supervisor's configs.
-func pluginConfigs(f *config.File) []plugin.Config {
-	out := make([]plugin.Config, 0, len(f.Plugins))
-	for _, p := range f.Plugins {
-		pc := plugin.Config{
-			Name:         p.Name,
-			Path:         p.Command,
-			SHA256:       p.SHA256,
-			Args:         p.Args,
-			PluginConfig: p.Config,
-			GracePeriod:  gracePeriod(p.GracePeriod),
-			Restart: plugin.RestartPolicy{
-				MaxCrashes: p.Restart.MaxCrashes,
-				Window:     p.Restart.Window,
-				BackoffMin: p.Restart.BackoffMin,
-				BackoffMax: p.Restart.BackoffMax,
-			},
-		}
-		keys := make([]string, 0, len(p.Env))
-		for k := range p.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			pc.Env = append(pc.Env, k+"="+p.Env[k])
-		}
-		for _, h := range p.Handles {
-			pc.Handles = append(pc.Handles, plugin.Handle{Name: h.Name, Allow: h.Allow, MaxConcurrent: h.MaxConcurrent, Timeout: h.Timeout})
-		}
-		out = append(out, pc)
-	}
 	return out
 }
 
@@ -306,12 +278,3 @@ func (d *Daemon) Ready() bool { return d.ready.Load() }
 
 // Uptime is how long the daemon has run.
 func (d *Daemon) Uptime() time.Duration { return time.Since(d.started).Round(time.Second) }
-
-// gracePeriod maps the file's grace_period, where 0 means "cancel at once",
-// to the supervisor's, where 0 means its default.
-func gracePeriod(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}

@@ -192,8 +192,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReconnectMax < c.ReconnectMin {
 		return c, fmt.Errorf("host: Config.ReconnectMax (%v) is below ReconnectMin (%v)", c.ReconnectMax, c.ReconnectMin)
 	}
-	if c.MaxMessageSize < minMessageSize {
-		return c, fmt.Errorf("host: Config.MaxMessageSize %d is below the minimum %d", c.MaxMessageSize, minMessageSize)
+	if c.MaxMessageSize < MinMessageSize {
+		return c, fmt.Errorf("host: Config.MaxMessageSize %d is below the minimum %d", c.MaxMessageSize, MinMessageSize)
 	}
 	if c.MaxHandshakes < 0 || c.MaxInflightPerPeer < 0 || c.MaxWriteQueue < 0 {
 		return c, errors.New("host: Config limits must not be negative")
@@ -204,9 +204,10 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// minMessageSize leaves room for a call with the longest handle and a
-// little data; anything smaller could not carry an ordinary call.
-const minMessageSize = 1024
+// MinMessageSize is the smallest Config.MaxMessageSize: it leaves room for
+// a call with the longest handle and a little data; anything smaller could
+// not carry an ordinary call.
+const MinMessageSize = 1024
 
 func setDuration(d *time.Duration, def time.Duration) {
 	if *d == 0 {

@@ -52,17 +52,18 @@ type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, req *Request) ([]byte, error) { return f(ctx, req) }
 
-// ExposeOptions limit who may use an exposed handle and how. The zero value
-// admits every trusted peer with the default concurrency and no timeout of
-// its own.
+// ExposeOptions is a handle's policy: who may use it and within what limits.
+// The same type carries a handle's settings from the configuration file
+// through the plugin supervisor to the node. The zero value admits every
+// trusted peer with the default concurrency and no timeout of its own.
 type ExposeOptions struct {
-	// Allow, if non-nil, lists the only peers that may use the handle;
-	// others get "forbidden". An empty non-nil slice admits nobody.
-	Allow []trust.PeerID
+	// Allow says which trusted peers may use the handle; others get
+	// "forbidden". The zero value admits every trusted peer.
+	Allow AllowList
 
 	// Authorize, if set, is asked for every request after Allow; false
 	// answers "forbidden". It must be fast and safe for concurrent use.
-	Authorize func(caller trust.PeerID, handle string) bool
+	Authorize func(caller trust.PeerID, handle string) bool `json:"-"`
 
 	// MaxConcurrent caps requests running at once for this handle; excess
 	// requests are answered "overloaded" at once. Default
@@ -74,11 +75,19 @@ type ExposeOptions struct {
 	Timeout time.Duration
 }
 
+// Equal reports whether o and p are the same policy. Options with an
+// Authorize predicate are never equal (functions cannot be compared), so a
+// caller that re-exposes on inequality re-exposes them every time.
+func (o ExposeOptions) Equal(p ExposeOptions) bool {
+	return o.Authorize == nil && p.Authorize == nil && o.Allow.Equal(p.Allow) &&
+		o.MaxConcurrent == p.MaxConcurrent && o.Timeout == p.Timeout
+}
+
 // exposed is an immutable registration; Expose replaces the whole value.
 type exposed struct {
 	handle   string
 	h        Handler
-	allow    map[trust.PeerID]struct{} // nil: everyone
+	allow    AllowList
 	auth     func(trust.PeerID, string) bool
 	max      int64 // <= 0: no cap
 	timeout  time.Duration
@@ -102,18 +111,12 @@ func (n *Node) Expose(handle string, h Handler, opts ExposeOptions) error {
 	if h == nil {
 		return fmt.Errorf("host: Expose %q: nil handler", handle)
 	}
-	e := &exposed{handle: handle, h: h, auth: opts.Authorize, timeout: opts.Timeout}
+	e := &exposed{handle: handle, h: h, allow: opts.Allow, auth: opts.Authorize, timeout: opts.Timeout}
 	switch {
 	case opts.MaxConcurrent == 0:
 		e.max = DefaultMaxConcurrent
 	case opts.MaxConcurrent > 0:
 		e.max = int64(opts.MaxConcurrent)
-	}
-	if opts.Allow != nil {
-		e.allow = make(map[trust.PeerID]struct{}, len(opts.Allow))
-		for _, p := range opts.Allow {
-			e.allow[p] = struct{}{}
-		}
 	}
 	n.handlersMu.Lock()
 	defer n.handlersMu.Unlock()
@@ -164,10 +167,8 @@ func (n *Node) admit(caller trust.PeerID, handle string) (*exposed, wire.Status)
 	if e == nil {
 		return nil, wire.StatusNoSuchHandle
 	}
-	if e.allow != nil {
-		if _, ok := e.allow[caller]; !ok {
-			return nil, wire.StatusForbidden
-		}
+	if !e.allow.Allows(caller) {
+		return nil, wire.StatusForbidden
 	}
 	if e.auth != nil && !e.auth(caller, handle) {
 		return nil, wire.StatusForbidden

@@ -25,6 +25,8 @@ import (
 var (
 	// ErrNoSuchPlugin: no plugin of that name is configured.
 	ErrNoSuchPlugin = errors.New("plugin: no such plugin")
+	// ErrBadName: a plugin name that CheckName refuses.
+	ErrBadName = errors.New("plugin: bad name")
 	// ErrMissingHandle: the plugin's binary does not serve a handle that
 	// the configuration exposes.
 	ErrMissingHandle = errors.New("plugin: binary does not serve a configured handle")
@@ -261,13 +263,12 @@ func (s *Supervisor) expose(m *managed, before, after []Handle) error {
 	for _, h := range after {
 		keep[h.Name] = true
 		i := slices.IndexFunc(before, func(b Handle) bool { return b.Name == h.Name })
-		if i >= 0 && sameHandle(before[i], h) {
+		if i >= 0 && before[i].Name == h.Name && before[i].ExposeOptions.Equal(h.ExposeOptions) {
 			if _, exposed := s.handles[h.Name]; exposed {
 				continue
 			}
 		}
-		opts := host.ExposeOptions{Allow: h.Allow, MaxConcurrent: h.MaxConcurrent, Timeout: h.Timeout}
-		if err := s.node.Expose(h.Name, &handler{m: m}, opts); err != nil {
+		if err := s.node.Expose(h.Name, &handler{m: m}, h.ExposeOptions); err != nil {
 			return fmt.Errorf("plugin %s: exposing %q: %w", m.name, h.Name, err)
 		}
 		s.handles[h.Name] = m.name
@@ -279,10 +280,6 @@ func (s *Supervisor) expose(m *managed, before, after []Handle) error {
 		}
 	}
 	return nil
-}
-
-func sameHandle(a, b Handle) bool {
-	return a.Name == b.Name && slices.Equal(a.Allow, b.Allow) && a.MaxConcurrent == b.MaxConcurrent && a.Timeout == b.Timeout
 }
 
 // Remove revokes every handle of the named plugin at once and stops its

@@ -18,6 +18,7 @@ import (
 	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/testing/peernettest"
+	"github.com/peernet/peernet/trust"
 )
 
 // TestCrashMidCall crashes a plugin while a call from another node is in
@@ -663,10 +664,12 @@ func TestApplyChanges(t *testing.T) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	s := supervisor(t, a)
 	withAllow := func(cfg plugin.Config, allow ...*host.Node) plugin.Config {
+		var ids []trust.PeerID
+		for _, n := range allow {
+			ids = append(ids, n.Identity())
+		}
 		for i := range cfg.Handles {
-			for _, n := range allow {
-				cfg.Handles[i].Allow = append(cfg.Handles[i].Allow, n.Identity())
-			}
+			cfg.Handles[i].Allow = host.AllowOnly(ids...)
 		}
 		return cfg
 	}
