@@ -769,7 +769,7 @@ func (d *decoder) handle(blk *hcl.Block, pluginName string) plugin.Handle {
 	h := plugin.Handle{Name: name}
 	h.MaxConcurrent, h.Timeout = b.int("max_concurrent"), b.dur("timeout")
 	switch {
-	case name == "" || len(name) > wire.MaxHandleLen || !utf8.ValidString(name):
+	case wire.CheckHandle(name) != nil:
 		d.add(diagAt(nameRng, "Invalid handle name",
 			"Handle name %q must be 1 to %d bytes of UTF-8, as the wire protocol carries it.", name, wire.MaxHandleLen))
 	default:

@@ -17,7 +17,7 @@ import (
 const (
 	DefaultListenAddr         = "127.0.0.1:0"
 	DefaultCallTimeout        = 5 * time.Second // the original library's call timeout
-	DefaultHandshakeTimeout   = 5 * time.Second
+	DefaultHandshakeTimeout   = wire.DefaultHandshakeTimeout
 	DefaultMaxHandshakes      = 64
 	DefaultMaxInflightPerPeer = 1024
 	DefaultMaxConcurrent      = 256

@@ -5,52 +5,32 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
 )
 
-// Kind says whether a request is a call, which gets a reply, or a send,
-// whose result is discarded.
-type Kind uint8
-
-const (
-	KindCall Kind = iota + 1
-	KindSend
+// The request model is package rpc's, re-exported so that an embedder
+// needs only this package; a plugin's handlers (package pluginsdk) are the
+// same types.
+type (
+	// Kind says whether a request is a call or a send.
+	Kind = rpc.Kind
+	// Request is one inbound call or send as a handler sees it.
+	Request = rpc.Request
+	// Handler answers requests for an exposed handle; see rpc.Handler for
+	// how its error and panics reach the caller.
+	Handler = rpc.Handler
+	// HandlerFunc adapts a function to Handler.
+	HandlerFunc = rpc.HandlerFunc
 )
 
-func (k Kind) String() string {
-	if k == KindSend {
-		return "send"
-	}
-	return "call"
-}
-
-// Request is one inbound call or send as a handler sees it.
-type Request struct {
-	Caller trust.PeerID // verified by the handshake
-	Handle string
-	Kind   Kind
-	Args   []byte // owned by the handler
-}
-
-// Handler answers requests for an exposed handle. Handle is called in its own
-// goroutine for each request, concurrently with others. ctx is cancelled when
-// the caller gives up, its deadline passes, the connection drops or the node
-// closes. The returned error's message reaches the caller; returning one of
-// this package's sentinels (ErrUnavailable, ErrOverloaded, ...) gives the
-// caller that status instead of "handler error". A panic is recovered and
-// answered "handler crashed".
-type Handler interface {
-	Handle(ctx context.Context, req *Request) ([]byte, error)
-}
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
-
-// Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, req *Request) ([]byte, error) { return f(ctx, req) }
+// The kinds of request.
+const (
+	KindCall = rpc.KindCall
+	KindSend = rpc.KindSend
+)
 
 // ExposeOptions is a handle's policy: who may use it and within what limits.
 // The same type carries a handle's settings from the configuration file
@@ -95,8 +75,8 @@ type exposed struct {
 }
 
 func validHandle(handle string) error {
-	if handle == "" || len(handle) > wire.MaxHandleLen || !utf8.ValidString(handle) {
-		return fmt.Errorf("%w: %q (want 1-%d bytes of UTF-8)", ErrBadHandle, handle, wire.MaxHandleLen)
+	if err := wire.CheckHandle(handle); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadHandle, err)
 	}
 	return nil
 }
@@ -191,16 +171,22 @@ func (e *exposed) serve(ctx context.Context, req *Request) (body []byte, status 
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			body, status = fmt.Appendf(nil, "panic: %v", r), wire.StatusHandlerCrashed
+			body, status = fmt.Append(nil, r), wire.StatusHandlerCrashed
 		}
 	}()
 	res, err := e.h.Handle(ctx, req)
-	if err != nil {
-		st := errStatus(err)
-		if ctx.Err() == context.DeadlineExceeded && st == wire.StatusHandlerError {
-			st = wire.StatusDeadlineExceeded
-		}
-		return []byte(remoteText(err, st)), st
+	if err == nil {
+		return res, wire.StatusOK
 	}
-	return res, wire.StatusOK
+	st, msg := rpc.Outcome(err)
+	if ctx.Err() == context.DeadlineExceeded && st == rpc.StatusHandlerError {
+		st = rpc.StatusDeadlineExceeded
+	}
+	ws, onWire := st.Wire()
+	if !onWire {
+		// The caller's own outcome of a call the handler made (not
+		// connected, say): the handler failed.
+		ws, msg = wire.StatusHandlerError, err.Error()
+	}
+	return []byte(msg), ws
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
 )
@@ -316,15 +317,8 @@ func (n *Node) untrusted(peer trust.PeerID) {
 	}
 }
 
-// PeerInfo describes one trusted peer.
-type PeerInfo struct {
-	ID        trust.PeerID
-	Label     string
-	AddedAt   time.Time
-	Connected bool
-	Addr      string // the live connection's remote address, else the last known address
-	Source    string // how the dial address was learned ("connect", "config", "mdns", ...); empty if none
-}
+// PeerInfo describes one trusted peer; a plugin's Host.Peers lists the same.
+type PeerInfo = rpc.PeerInfo
 
 // Peers lists every trusted peer with its label, whether it is connected and
 // its last known address. The caller owns the slice.

@@ -579,7 +579,7 @@ func TestCallbacks(t *testing.T) {
 			res, err := call(c, a, "call", string(args))
 			if tt.wantErr != nil {
 				var re *host.RemoteError
-				if !errors.Is(err, tt.wantErr) || !errors.As(err, &re) || !strings.Contains(re.Message, "no such handle") {
+				if !errors.Is(err, tt.wantErr) || !errors.As(err, &re) || !strings.Contains(re.Message, "no_such_handle") {
 					t.Fatalf("call = %q, %v; want %v naming the peer's error", res, err, tt.wantErr)
 				}
 				return
