@@ -124,7 +124,9 @@ type ReloadResponse struct {
 }
 
 // Error is a failed request as the node reports it. Code says what kind of
-// failure it is, for scripts and exit codes.
+// failure it is, for scripts and exit codes. A Backend method may return
+// one to pick the code itself; the Server gives any other error the code
+// that fits it.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
