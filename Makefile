@@ -18,7 +18,14 @@ test: lint
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
-	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
+	@# go.mod must be as "go mod tidy" leaves it. -e lets tidy pass over the
+	@# tests of dependencies, which "go mod download" does not fetch, so the
+	@# check needs only the module cache; go.sum is then checked for missing
+	@# lines only (the lines of those tests' modules look stale offline).
+	@diff=$$($(GO) mod tidy -e -diff 2>/dev/null); \
+	if printf '%s\n' "$$diff" | grep -q -e '^diff current/go.mod' -e '^+[^+]'; then \
+		printf '%s\n' "$$diff"; echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; \
+	fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
