@@ -116,6 +116,32 @@ func Parse(src []byte, filename string) (*File, error) {
 	return f, nil
 }
 
+// Location is what a configuration file says about where its node keeps
+// its state: enough to find the node's identity and its control socket.
+type Location struct {
+	Name    string // the node block's name
+	DataDir string // the node block's data_dir, absolute
+}
+
+// Locate reads only the node block's name and data_dir from the file at
+// path, by the same rules as Load: data_dir relative to the file's
+// directory, the same checks. Beyond its syntax and the node block's
+// attribute names, the rest of the file is not checked, so Locate succeeds
+// on a file that Load refuses because, say, a plugin's binary is missing;
+// that is what lets peernet-host reach a running node whatever has since
+// happened to its file. Errors are as for Load.
+func Locate(path string) (Location, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return Location{}, fmt.Errorf("config: reading configuration: %w", err)
+	}
+	loc, diags, files := locateFile(src, path)
+	if e := newDiagError(diags, files); e != nil {
+		return Location{}, e
+	}
+	return loc, nil
+}
+
 // HostConfig returns the host.Config for the node block, with logger as the
 // node's logger. It is a fresh value the caller owns. Logging options
 // (LogLevel, LogFormat) are not part of host.Config: the caller builds logger

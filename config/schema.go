@@ -108,8 +108,11 @@ type blockSpec struct {
 	multi bool
 	// required makes the block mandatory.
 	required bool
-	attrs    []attrSpec
-	blocks   []*blockSpec
+	// partial leaves attributes and blocks the spec does not list
+	// unchecked, for a spec that decodes only part of a block (locateSpec).
+	partial bool
+	attrs   []attrSpec
+	blocks  []*blockSpec
 }
 
 // hclSchema is the body schema HCL checks the block's body against. Required
@@ -163,6 +166,19 @@ var nodeSpec = &blockSpec{
 		{name: "max_inflight_per_peer", kind: kindInt, def: host.DefaultMaxInflightPerPeer, min: 1},
 		{name: "shutdown_grace", kind: kindDuration, def: DefaultShutdownGrace},
 	},
+}
+
+// locateSpec is the part of the file that Locate decodes: the node block's
+// name and data_dir, with nodeSpec's own attribute specs, in a root whose
+// other blocks are left alone.
+var locateSpec = &blockSpec{
+	partial: true,
+	blocks: []*blockSpec{{
+		typ:      nodeSpec.typ,
+		required: true,
+		partial:  true,
+		attrs:    []attrSpec{nodeSpec.attr("name"), nodeSpec.attr("data_dir")},
+	}},
 }
 
 var peerSpec = &blockSpec{

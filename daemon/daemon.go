@@ -18,24 +18,22 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/peernet/peernet/config"
+	"github.com/peernet/peernet/control"
 	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/telemetry"
 	"github.com/peernet/peernet/trust"
 )
 
-// ControlSocket is the name of the control socket in the node's data dir.
-const ControlSocket = "control.sock"
-
 // Daemon is a running node with its plugins and control socket.
 type Daemon struct {
-	path    string
+	path    string // the configuration file, re-read by Reload
 	log     hclog.Logger
 	started time.Time
 
 	node    *host.Node
 	sup     *plugin.Supervisor
-	ctl     *controlServer
+	ctl     *control.Server
 	metrics *metricsServer // nil without a telemetry block
 
 	mu  sync.Mutex // serialises Reload and Shutdown; guards cfg
@@ -49,18 +47,38 @@ type Daemon struct {
 	closeOnce sync.Once
 }
 
-// Start loads the configuration file at path and starts the node, its
-// declared peers and plugins, and the control socket. A plugin that fails to
-// start does not stop the node: it is reported in the error returned with
-// the running Daemon, and the supervisor keeps restarting it per its policy.
-// Any other failure stops everything started and returns a nil Daemon.
-func Start(path string, log hclog.Logger) (*Daemon, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
+// Start starts the node that cfg describes, its declared peers and
+// plugins, its control socket and its metrics endpoint. It does not read
+// the file again: cfg is what the caller loaded, and Start keeps it, so the
+// caller must not change it afterwards. Reload re-reads the file at
+// cfg.Path. ctx bounds the first start of the plugins.
+//
+// A plugin that fails to start does not stop the node: it is reported in
+// the error returned with the running Daemon, and the supervisor keeps
+// restarting it per its policy. Any other failure stops everything started
+// and returns a nil Daemon.
+func Start(ctx context.Context, cfg *config.File, log hclog.Logger) (*Daemon, error) {
+	d := &Daemon{path: cfg.Path, log: log, cfg: cfg, started: time.Now()}
+	if err := d.start(); err != nil {
+		// Nothing has been served yet, so there is nothing to wait for.
+		stopNow, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.stop(stopNow)
 		return nil, err
 	}
-	d := &Daemon{path: path, log: log, cfg: cfg, started: time.Now()}
-	hc := cfg.HostConfig(log)
+	pluginErr := d.sup.Apply(ctx, cfg.Plugins)
+	d.node.Ready()
+	d.ready.Store(true)
+	log.Info("peernet-host running", "id", d.node.Identity(), "listen", d.node.Addr(), "config", d.path)
+	return d, pluginErr
+}
+
+// start brings up the node, the supervisor, the control socket and the
+// metrics endpoint, in that order, stopping at the first failure; stop
+// undoes whatever it got to.
+func (d *Daemon) start() error {
+	cfg := d.cfg
+	hc := cfg.HostConfig(d.log)
 	if cfg.Discovery.MDNS {
 		hc.MDNS = &host.MDNSConfig{Interfaces: cfg.Discovery.Interfaces}
 	}
@@ -76,38 +94,51 @@ func Start(path string, log hclog.Logger) (*Daemon, error) {
 		hc.Peers = append(hc.Peers, host.Peer{ID: p.ID, Label: p.Label, Addr: p.Address})
 	}
 	hc.HoldRequests = true
+	var err error
 	if d.node, err = host.Start(hc); err != nil {
-		return nil, err
+		return err
 	}
 	d.sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{
 		Node:      d.node,
 		SocketDir: socketDir(cfg.Node.DataDir),
-		Logger:    log.Named("plugins"),
+		Logger:    d.log.Named("plugins"),
 	})
 	if err != nil {
-		d.node.Close()
-		return nil, err
+		return err
 	}
-	if d.ctl, err = listenControl(d, filepath.Join(cfg.Node.DataDir, ControlSocket)); err != nil {
-		d.sup.Close()
-		d.node.Close()
-		return nil, err
+	if d.ctl, err = control.Listen(control.SocketPath(cfg.Node.DataDir), backend{Node: d.node, d: d}); err != nil {
+		return err
 	}
 	if metrics != nil {
 		metrics.Watch(d.node, d.sup)
 		if d.metrics, err = serveMetrics(cfg.Telemetry.MetricsListen, metrics); err != nil {
-			d.ctl.close()
-			d.sup.Close()
-			d.node.Close()
-			return nil, err
+			return err
 		}
-		log.Info("serving metrics", "addr", d.metrics.addr())
+		d.log.Info("serving metrics", "addr", d.metrics.addr())
 	}
-	pluginErr := d.sup.Apply(context.Background(), cfg.Plugins)
-	d.node.Ready()
-	d.ready.Store(true)
-	log.Info("peernet-host running", "id", d.node.Identity(), "listen", d.node.Addr(), "config", path)
-	return d, pluginErr
+	return nil
+}
+
+// stop stops what start started, in reverse order, skipping what it did
+// not get to: the control socket and the metrics endpoint close, calls in
+// flight get until ctx ends, then the node closes and the plugins stop.
+func (d *Daemon) stop(ctx context.Context) error {
+	var err error
+	if d.ctl != nil {
+		d.ctl.Shutdown(ctx)
+	}
+	if d.metrics != nil {
+		d.metrics.close()
+	}
+	if d.node != nil {
+		if e := d.node.Shutdown(ctx); e != nil && !errors.Is(e, context.DeadlineExceeded) {
+			err = e
+		}
+	}
+	if d.sup != nil {
+		d.sup.Close()
+	}
+	return err
 }
 
 // socketDir picks the directory for the plugins' Unix sockets: inside the
@@ -245,9 +276,10 @@ func pluginChanges(before, after []plugin.Config) []string {
 	return out
 }
 
-// Shutdown stops the daemon: new inbound calls are refused while those in
-// flight get until the configured shutdown grace (or ctx, if sooner) to
-// finish; then the plugins stop and the node closes. Safe to call more
+// Shutdown stops the daemon: the control socket closes, new inbound calls
+// are refused, and calls in flight, through the control socket or from
+// peers, get until the configured shutdown grace (or ctx, if sooner) to
+// finish; then the node closes and the plugins stop. Safe to call more
 // than once.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var err error
@@ -257,14 +289,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.mu.Unlock()
 		ctx, cancel := context.WithTimeout(ctx, grace)
 		defer cancel()
-		d.ctl.close()
-		if d.metrics != nil {
-			d.metrics.close()
-		}
-		if e := d.node.Shutdown(ctx); e != nil && !errors.Is(e, context.DeadlineExceeded) {
-			err = e
-		}
-		d.sup.Close()
+		err = d.stop(ctx)
 		d.log.Info("peernet-host stopped")
 	})
 	return err

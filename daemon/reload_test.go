@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/peernet/peernet/config"
 	"github.com/peernet/peernet/daemon"
 	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
@@ -122,7 +123,11 @@ plugin "echo" {
 // startDaemon starts a daemon from the file at path, shut down at cleanup.
 func startDaemon(t *testing.T, path string) *daemon.Daemon {
 	t.Helper()
-	d, err := daemon.Start(path, hclog.NewNullLogger())
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.Start(context.Background(), cfg, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
