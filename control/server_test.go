@@ -222,7 +222,7 @@ func TestErrors(t *testing.T) {
 		reaching bool // whether the request reaches the backend
 	}{
 		{"not connected", host.ErrNotConnected, func(c *control.Client) error { return c.Send(ctx, control.CallRequest{Peer: "beta", Handle: "h"}) },
-			control.CodeNotConnected, "not connected", true},
+			control.CodeNotConnected, "not_connected", true},
 		{"remote", remote, func(c *control.Client) error {
 			_, err := c.Call(ctx, control.CallRequest{Peer: "beta", Handle: "h"})
 			return err
@@ -234,7 +234,7 @@ func TestErrors(t *testing.T) {
 			return err
 		}, control.CodeInvalidConfig, "", true},
 		{"bad handle", host.ErrBadHandle, func(c *control.Client) error { return c.Send(ctx, control.CallRequest{Peer: "beta"}) },
-			control.CodeBadRequest, "bad handle", true},
+			control.CodeBadRequest, "bad_request", true},
 		{"other", errors.New("disk on fire"), func(c *control.Client) error { return c.Trust(ctx, beta.String(), "b") },
 			control.CodeFailed, "disk on fire", true},
 		{"revoke of an unknown plugin", errors.New("no plugin nope"), func(c *control.Client) error { return c.Revoke(ctx, "nope", "") },
