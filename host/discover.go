@@ -406,12 +406,13 @@ func (n *Node) adoptAddr(peer trust.PeerID, addr, via string) {
 	changed := ps.addr != addr
 	ps.addr, ps.via = addr, via
 	switch {
-	case ps.conn != nil:
-	case ps.redial == nil:
+	case ps.redial != nil && changed:
+		// Stop a dial to the old address; the loop ends if we are
+		// connected, else it dials addr.
+		ps.redial.retry(addr)
+	case ps.conn == nil && ps.redial == nil:
 		// The peer refused us: redial with backoff, as for any address.
 		n.redialLocked(peer, ps, n.cfg.ReconnectMin)
-	case changed:
-		ps.redial.retry(addr)
 	}
 }
 
