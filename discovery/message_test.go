@@ -289,6 +289,8 @@ func TestParsePacket(t *testing.T) {
 		{"other version", pack(t, rewrite(resp, setTXT("v=2", "id="+a.String()))), nil, nil},
 		{"no version", pack(t, rewrite(resp, setTXT("id="+a.String()))), nil, nil},
 		{"TXT names another peer", pack(t, rewrite(resp, setTXT("v=1", "id="+b.String()))), nil, nil},
+		{"TXT with oversized and duplicate keys", pack(t, rewrite(resp, setTXT(append([]string{"v=1", "id=" + a.String(), "v=2", "id=" + b.String()},
+			slices.Repeat([]string{strings.Repeat("k", 254) + "="}, 30)...)...))), []announcement{good}, nil},
 		{"TXT keys any case, first wins", pack(t, rewrite(resp, setTXT("V=1", "ID="+a.String(), "id="+b.String()))), []announcement{good}, nil},
 		{"instance is not a PeerID", pack(t, notPeerID), nil, nil},
 		{"class not IN", pack(t, otherClass), nil, nil},
