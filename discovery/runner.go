@@ -213,7 +213,6 @@ func (r *runner) loop(ctx context.Context, found func(Hint)) {
 	if r.v6 != nil {
 		r.wg.Go(func() { r.read(r.read6) })
 	}
-	r.nextProbe = time.Now().Add(rand.N(probeGap))
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -383,9 +382,9 @@ func (r *runner) scan(now time.Time) {
 		}
 		slices.Sort(names)
 		r.log.Debug("mDNS links changed", "links", names)
-		if r.announced {
-			r.announceStep, r.nextAnnounce = 0, now
-		}
+		// A new link, or new addresses, may meet a responder claiming
+		// our names (RFC 6762 §8): probe before announcing again.
+		r.startProbing(now, rand.N(probeGap))
 		r.queryGap = time.Second
 		r.nextQuery = now.Add(firstQueryMin + rand.N(firstQueryMax-firstQueryMin))
 	}
@@ -469,6 +468,14 @@ func (r *runner) join(ifi net.Interface, l *link) {
 	l.v6 = has6 && r.joined6[ifi.Index]
 }
 
+// startProbing gives up our names until probing, starting after wait,
+// claims them again.
+func (r *runner) startProbing(now time.Time, wait time.Duration) {
+	r.announced, r.nextAnnounce = false, time.Time{}
+	clear(r.answerDue)
+	r.probeStep, r.nextProbe = 0, now.Add(wait)
+}
+
 // probe sends the next probe on every link, or, once the last has gone
 // unanswered for probeGap, takes our names and starts announcing.
 func (r *runner) probe(now time.Time) {
@@ -508,9 +515,7 @@ func (r *runner) conflict(now time.Time, rr dns.RR, src netip.AddrPort) {
 		r.log.Warn("another mDNS responder claims our name; not announcing until it stops",
 			"record", rr.String(), "from", src, "retry_in", wait)
 	}
-	r.announced, r.nextAnnounce = false, time.Time{}
-	clear(r.answerDue)
-	r.probeStep, r.nextProbe = 0, now.Add(wait)
+	r.startProbing(now, wait)
 }
 
 func (r *runner) announce(now time.Time) {
