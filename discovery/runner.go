@@ -84,6 +84,7 @@ type runner struct {
 	// (our probes went unanswered); a conflict stops both and probing
 	// starts over. A zero time means "not scheduled".
 	announced           bool
+	everAnnounced       bool // we sent records others may have cached
 	probeStep           int
 	nextProbe           time.Time
 	nextAnnounce        time.Time
@@ -261,7 +262,9 @@ func (r *runner) loop(ctx context.Context, found func(Hint)) {
 
 // shutdown says goodbye on every link, then stops the readers.
 func (r *runner) shutdown() {
-	if r.announced {
+	if r.everAnnounced {
+		// Goodbyes remove only records with our data, never those of a
+		// responder that took our names.
 		for _, l := range r.links {
 			r.sendRecords(l, true, time.Now())
 		}
@@ -519,6 +522,7 @@ func (r *runner) conflict(now time.Time, rr dns.RR, src netip.AddrPort) {
 }
 
 func (r *runner) announce(now time.Time) {
+	r.everAnnounced = true
 	for _, l := range r.links {
 		r.sendRecords(l, false, now)
 	}
