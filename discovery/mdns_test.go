@@ -372,3 +372,37 @@ func (l *syncLog) String() string {
 	defer l.mu.Unlock()
 	return l.buf.String()
 }
+
+func TestAnswerRoute(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	qm := new(dns.Msg).SetQuestion(ServiceName, dns.TypePTR)
+	qu := qm.Copy()
+	qu.Question[0].Qclass |= unicastResp
+	from := func(port uint16, dst netip.Addr) packet {
+		return packet{src: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.9"), port), dst: dst}
+	}
+	unicastDst := netip.MustParseAddr("10.0.0.1")
+	tests := []struct {
+		name     string
+		p        packet
+		m        *dns.Msg
+		lastSent time.Time
+		want     int
+	}{
+		{"QM to the group", from(mdnsPort, group4), qm, now.Add(-time.Second), routeMulticast},
+		{"QM to the IPv6 group", from(mdnsPort, group6), qm, time.Time{}, routeMulticast},
+		{"QU, we multicast lately", from(mdnsPort, group4), qu, now.Add(-29 * time.Second), routeUnicast},
+		{"QU, we did not multicast for a quarter TTL", from(mdnsPort, group4), qu, now.Add(-31 * time.Second), routeMulticast},
+		{"QU, we never multicast", from(mdnsPort, group4), qu, time.Time{}, routeMulticast},
+		{"sent to us by unicast", from(mdnsPort, unicastDst), qm, now, routeUnicast},
+		{"legacy, to the group", from(40000, group4), qm, now, routeLegacy},
+		{"legacy, by unicast", from(40000, unicastDst), qu, now, routeLegacy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := answerRoute(tt.p, tt.m, tt.lastSent, now); got != tt.want {
+				t.Errorf("answerRoute = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

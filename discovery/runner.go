@@ -680,16 +680,39 @@ func (r *runner) answerQuery(l *link, p packet, m *dns.Msg, now time.Time) {
 		return
 	}
 	k := sendKey{l.index, p.v6}
-	qu := slices.ContainsFunc(m.Question, func(q dns.Question) bool { return q.Qclass&unicastResp != 0 })
-	recent := now.Sub(r.lastSent[k]) < ttlHost*time.Second/4
-	switch {
-	case p.src.Port() != mdnsPort:
+	switch answerRoute(p, m, r.lastSent[k], now) {
+	case routeLegacy:
 		r.unicast(l, p.src, buildAnswer(m, ans, extra, true), now)
-	case p.dst != group4 && p.dst != group6, qu && recent:
+	case routeUnicast:
 		r.unicast(l, p.src, buildAnswer(m, ans, extra, false), now)
 	default:
 		r.scheduleAnswer(k, ans, extra, now)
 	}
+}
+
+// How a query is answered.
+const (
+	routeMulticast = iota // to the group, after a delay
+	routeUnicast          // to the querier, as an mDNS response
+	routeLegacy           // to the querier, with its id and question
+)
+
+// answerRoute decides how to answer query m, received in p, given when we
+// last multicast on its link: a query from a port other than 5353 is a
+// legacy one (RFC 6762 §6.7); one sent to us by unicast gets a unicast
+// answer (§6); one asking for a unicast answer (the QU bit) gets one if we
+// multicast our records there within a quarter of their TTL, else a
+// multicast answer, so that caches on the link are refreshed (§5.4).
+func answerRoute(p packet, m *dns.Msg, lastSent, now time.Time) int {
+	qu := slices.ContainsFunc(m.Question, func(q dns.Question) bool { return q.Qclass&unicastResp != 0 })
+	recent := !lastSent.IsZero() && now.Sub(lastSent) < ttlHost*time.Second/4
+	switch {
+	case p.src.Port() != mdnsPort:
+		return routeLegacy
+	case p.dst != group4 && p.dst != group6, qu && recent:
+		return routeUnicast
+	}
+	return routeMulticast
 }
 
 // ours returns every record we send, on any link.
