@@ -80,9 +80,15 @@ type runner struct {
 	lastSent         map[sendKey]time.Time
 	answerDue        map[sendKey]*pendingAnswer // multicast answers waiting to go
 
-	// Probing and announcing. We answer and announce only once announced
-	// (our probes went unanswered); a conflict stops both and probing
-	// starts over. A zero time means "not scheduled".
+	// Probing and announcing. We answer and announce only once announced;
+	// a zero time means "not scheduled". The transitions:
+	//
+	//	state       event                               next
+	//	probing     probeCount probes, probeGap silent  announced
+	//	probing     a response claims our names         probing, after conflictRetry
+	//	probing     a simultaneous probe wins (§8.2)    probing, after probeDefer
+	//	announced   a response claims our names         probing, after 0–250 ms
+	//	any         links or their addresses change     probing, after 0–250 ms
 	announced           bool
 	everAnnounced       bool // we sent records others may have cached
 	probeStep           int
