@@ -98,6 +98,7 @@ type node struct {
 	listen  netip.AddrPort
 	peers   []*node // declared as trusted, without addresses
 	echo    bool    // run and expose the echo plugin
+	noMDNS  bool    // run without mDNS discovery
 
 	proc *process // the running process; nil before start
 	runs int
@@ -160,7 +161,7 @@ plugin "echo" {
 }
 {{end}}
 discovery {
-  mdns       = true
+  mdns       = {{not .NoMDNS}}
   interfaces = ["{{.Iface}}"]
 }
 `))
@@ -173,12 +174,12 @@ func (n *node) writeConfig() {
 		Name, DataDir, Listen, Iface     string
 		Ping, ReconnectMin, ReconnectMax time.Duration
 		Peers                            []peer
-		Echo                             bool
+		Echo, NoMDNS                     bool
 		EchoPath, EchoSHA256             string
 	}{
 		Name: n.name, DataDir: filepath.Join(n.dir, "data"), Listen: n.listen.String(), Iface: netns.Iface,
 		Ping: pingInterval, ReconnectMin: reconnectMin, ReconnectMax: reconnectMax,
-		Echo: n.echo, EchoPath: n.bin.echo, EchoSHA256: n.bin.echoSHA256,
+		Echo: n.echo, NoMDNS: n.noMDNS, EchoPath: n.bin.echo, EchoSHA256: n.bin.echoSHA256,
 	}
 	for _, p := range n.peers {
 		data.Peers = append(data.Peers, peer{p.name, p.id})
