@@ -41,7 +41,10 @@ const (
 // the protocol, registered on go-plugin's gRPC server. Plugin mains call
 // Serve instead; this exists for the test kit (plugintest) and for embedding
 // a plugin in another go-plugin setup. Its GRPCClient method fails: the host
-// half lives in package pluginclient.
+// half lives in package pluginclient. The returned value is also an
+// io.Closer: Close releases the connection to the host's callbacks, which
+// Serve does when the plugin exits; call it once the gRPC server has
+// stopped.
 func GRPCPlugin(cfg Config) (plugin.GRPCPlugin, error) {
 	s, err := newServer(cfg)
 	if err != nil {
@@ -58,6 +61,12 @@ type grpcPlugin struct {
 func (p *grpcPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
 	p.srv.broker = broker
 	pluginpb.RegisterPluginServer(s, p.srv)
+	return nil
+}
+
+// Close releases the host callback connection.
+func (p *grpcPlugin) Close() error {
+	p.srv.close()
 	return nil
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/peernet/peernet/control"
 	"github.com/peernet/peernet/host/plugin"
+	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -318,17 +319,10 @@ func (n *node) terminate(t testing.TB, within time.Duration) (int, time.Duration
 	}
 }
 
-// waitUntil polls cond every 20 ms until it holds, failing the test after
-// timeout.
+// waitUntil polls cond until it holds, failing the test after timeout.
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, what, timeout, cond)
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.

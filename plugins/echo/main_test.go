@@ -13,6 +13,7 @@ import (
 	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
+	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -208,11 +209,5 @@ func TestCrashExit(t *testing.T) {
 
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the condition holds", 0, cond)
 }

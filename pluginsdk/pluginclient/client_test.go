@@ -25,6 +25,7 @@ import (
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
 	"github.com/peernet/peernet/rpc"
+	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -98,13 +99,7 @@ func testPeer(t testing.TB, seed byte) pluginsdk.PeerID {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, what, 0, cond)
 }
 
 // alive reports whether pid is a live process (not gone, not a zombie).

@@ -138,7 +138,7 @@ func TestDiscovery(t *testing.T) {
 		}
 		b.waitServing(t)
 		out, took := a.cli(t, "call", "b", "echo", "hi")
-		if out.code != 1 || !strings.Contains(out.stderr, "not connected") {
+		if out.code != 1 || !strings.Contains(out.stderr, "not_connected") {
 			t.Errorf("a: call b while b is down: exit %d, stderr %q; want exit 1, not connected", out.code, out.stderr)
 		}
 		t.Logf("call to the lost peer failed after %v (CLI process included)", took.Round(time.Millisecond))
