@@ -19,8 +19,10 @@
 //
 // Environment:
 //
-//	TESTPLUGIN_DIE     "start": exit with status 2 before serving; a Go
-//	                   duration: exit with status 2 that long after starting.
+//	TESTPLUGIN_DIE     "start": exit with status 2 before serving;
+//	                   "file:PATH": exit with status 2 as soon as PATH
+//	                   exists (checked every 5 ms); a Go duration: exit
+//	                   with status 2 that long after starting.
 //	TESTPLUGIN_STARTS  a file to which every start appends its pid on a
 //	                   line, so that a test can count launches.
 //	TESTPLUGIN_DELAY   a Go duration to wait before serving: a slow start.
@@ -130,6 +132,17 @@ func main() {
 	case "start":
 		os.Exit(2)
 	default:
+		if path, ok := strings.CutPrefix(die, "file:"); ok {
+			go func() {
+				for {
+					if _, err := os.Stat(path); err == nil {
+						os.Exit(2)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+			break
+		}
 		d, err := time.ParseDuration(die)
 		if err != nil {
 			os.Exit(2)
