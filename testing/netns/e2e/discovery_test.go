@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/testing/netns"
 )
 
@@ -20,8 +21,9 @@ const (
 	// event: a connection silent for three ping intervals is closed, and
 	// the liveness loop looks once an interval.
 	downLimit = 4*pingInterval + 500*time.Millisecond
-	// failFastLimit bounds a call to a disconnected peer.
-	failFastLimit = time.Second
+	// failFastLimit bounds a call to a disconnected peer: it fails without
+	// waiting for an answer, so before its own timeout could expire.
+	failFastLimit = host.DefaultCallTimeout
 	// linkUpLimit bounds the time from a link coming back to the redial
 	// that finds it: a dial sent while the link was down waits for the
 	// kernel's next SYN retransmission (1 s, then 2 s later) until the 5 s
