@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/peernet/peernet/rpc"
@@ -91,5 +95,33 @@ func TestOutcome(t *testing.T) {
 	}
 	if got := nested.Error(); got != "call kv.put on "+peer.Short()+": forbidden: not you" {
 		t.Errorf("Error() = %q", got)
+	}
+}
+
+// TestPluginDocStatuses checks the status codes docs/plugins.md gives
+// plugin authors in other languages against the vocabulary.
+func TestPluginDocStatuses(t *testing.T) {
+	doc, err := os.ReadFile("../docs/plugins.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, para, ok := strings.Cut(string(doc), "**Statuses.**")
+	if !ok {
+		t.Fatal("docs/plugins.md has no Statuses paragraph")
+	}
+	para, _, _ = strings.Cut(para, "\n\n")
+	pairs := regexp.MustCompile("(\\d+)\\s+`([a-z_]+)`").FindAllStringSubmatch(para, -1)
+	seen := map[rpc.Status]bool{}
+	for _, p := range pairs {
+		n, _ := strconv.Atoi(p[1])
+		if got := rpc.Status(n).String(); got != p[2] {
+			t.Errorf("docs say %s is %s; it is %s", p[1], p[2], got)
+		}
+		seen[rpc.Status(n)] = true
+	}
+	for _, s := range append([]rpc.Status{rpc.StatusOK}, all...) {
+		if !seen[s] {
+			t.Errorf("docs/plugins.md does not list status %d (%s)", s, s)
+		}
 	}
 }
