@@ -37,7 +37,7 @@ import (
 //	                 process, no node: the plugin hop on its own
 //	go-plugin unary  the anchor: a plain go-plugin gRPC plugin, one unary
 //	                 RPC per echo (internal/unaryecho), over the same
-//	                 transport (AutoMTLS on a Unix socket)
+//	                 transport (plaintext gRPC on a Unix socket)
 //
 // and times a plugin's start to its first answered call. Both plugin
 // binaries are built with the go command when the section starts.
@@ -310,7 +310,7 @@ func (a *anchor) pid() int {
 }
 
 // startAnchor launches the anchor the way pluginclient launches a PeerNet
-// plugin: gRPC only, AutoMTLS, Unix sockets in the same directory, no
+// plugin: gRPC only, plaintext, Unix sockets in the same directory, no
 // inherited environment, the process killed if this one dies (on Linux).
 func startAnchor(b *pluginBinaries) (*anchor, error) {
 	cmd := exec.Command(b.anchor)
@@ -320,7 +320,7 @@ func startAnchor(b *pluginBinaries) (*anchor, error) {
 		Plugins:          goplugin.PluginSet{unaryecho.PluginName: unaryecho.Plugin{}},
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		AutoMTLS:         false,
 		SkipHostEnv:      true,
 		UnixSocketConfig: &goplugin.UnixSocketConfig{TempDir: b.socketDir},
 		Logger:           hclog.NewNullLogger(),

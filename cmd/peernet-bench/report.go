@@ -56,7 +56,7 @@ var notes = []string{
 	"Plugin: in-process = PeerNet Call between two nodes to a Go handler; plugin = the same Call answered by the " +
 		"plugins/echo process through the server node's supervisor (host/plugin); plugin stream = pluginclient.Client.Call " +
 		"to a plugins/echo process, no node; go-plugin unary = a plain go-plugin gRPC plugin, one unary RPC " +
-		"(protobuf BytesValue) per echo, same transport (AutoMTLS, Unix socket). The first two cross a PeerNet " +
+		"(protobuf BytesValue) per echo, same transport (plaintext gRPC, Unix socket). The first two cross a PeerNet " +
 		"connection, the last two do not. CPU figures add the plugin process's CPU time (from /proc, 10 ms ticks).",
 	"Plugin start to first call: from the start of pluginclient.Launch (or go-plugin NewClient) to the first " +
 		"answered 64 B echo, on a fresh process each time; with the checksum on, Launch hashes the binary first, " +

@@ -24,8 +24,12 @@ const (
 type Config struct {
 	// Name identifies the plugin in the supervisor, logs and status.
 	Name string
-	// Path is the plugin binary; SHA256 its required hex digest, checked
-	// before every launch.
+	// Path is the plugin's executable (a binary or a "#!" script); SHA256
+	// its required hex digest. Apply reads and hashes the file once into a
+	// sealed in-memory copy (pluginclient.PinCache.Pin) and runs that copy;
+	// restarts after a crash run the same copy without reading the file
+	// again, so changing the file affects nothing until a configuration
+	// naming its new digest is applied.
 	Path   string
 	SHA256 string
 	// Args and Env are the plugin's arguments and its whole environment

@@ -101,6 +101,9 @@ type Supervisor struct {
 	ownDir    bool
 	startTO   time.Duration
 	callbacks *nodeHost
+	// pins holds the sealed copies the plugins run, one per digest, shared
+	// by every plugin and generation running the same content.
+	pins pluginclient.PinCache
 
 	ctx    context.Context // cancelled by Close; parent of every plugin's
 	cancel context.CancelFunc
@@ -461,6 +464,10 @@ type managed struct {
 	// launchMu is held across every launch and what follows it, so that
 	// launches of one plugin never overlap and stop can wait for one.
 	launchMu sync.Mutex
+	// pin is the sealed copy of cfg's binary, pinned by the last launch
+	// Apply made: restarts run it without reading the file again. nil
+	// when that launch could not pin it. Guarded by launchMu.
+	pin *pluginclient.Pinned
 
 	mu         sync.Mutex
 	cfg        Config
@@ -491,15 +498,16 @@ type generation struct {
 	crashed atomic.Bool
 }
 
-// launch starts a process for cfg and checks that it serves every handle
-// cfg exposes.
-func (s *Supervisor) launch(ctx context.Context, cfg Config) (*pluginclient.Client, error) {
+// launch starts a process running pin, cfg's pinned binary, and checks
+// that it serves every handle cfg exposes.
+func (s *Supervisor) launch(ctx context.Context, cfg Config, pin *pluginclient.Pinned) (*pluginclient.Client, error) {
 	c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{
 		Name:         cfg.Name,
 		Path:         cfg.Path,
 		Args:         cfg.Args,
 		Env:          cfg.Env,
 		SHA256:       cfg.SHA256,
+		Pinned:       pin,
 		SocketDir:    s.socketDir,
 		Logger:       s.log.Named(cfg.Name),
 		Host:         s.callbacks,
@@ -562,17 +570,40 @@ func (m *managed) applyGeneration(ctx context.Context, cfg Config) (exposeNow bo
 // restart counts as a crash (the binary may be in the middle of being
 // replaced); a failed Apply is marked failed at once when the binary is at
 // fault, and goes on as after a crash otherwise. applied says the launch is
-// Apply's, which starts a fresh crash history; otherwise it is a restart.
-// m.launchMu held.
+// Apply's, which starts a fresh crash history and pins the binary afresh;
+// otherwise it is a restart, which runs the binary pinned for m.cfg (and
+// pins it only if that could not be done before). m.launchMu held.
 func (m *managed) launchLocked(ctx context.Context, cfg Config, applied bool) (exposeNow bool, err error) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(m.ctx, cancel)()
-	c, err := m.s.launch(lctx, cfg)
+	pin, fresh := m.pin, applied || m.pin == nil
+	var c *pluginclient.Client
+	if fresh {
+		pin, err = m.s.pins.Pin(cfg.Path, cfg.SHA256)
+	}
+	if err == nil {
+		c, err = m.s.launch(lctx, cfg, pin)
+	}
+	// keepPin makes pin the copy restarts of cfg run; dropPin gives it up.
+	keepPin := func() {
+		if fresh {
+			if m.pin != nil {
+				m.pin.Release()
+			}
+			m.pin = pin
+		}
+	}
+	dropPin := func() {
+		if fresh && pin != nil {
+			pin.Release()
+		}
+	}
 
 	m.mu.Lock()
 	if m.state == StateStopped {
 		m.mu.Unlock()
+		dropPin()
 		if c != nil {
 			stopNow(c)
 		}
@@ -583,10 +614,12 @@ func (m *managed) launchLocked(ctx context.Context, cfg Config, applied bool) (e
 		if m.gen != nil {
 			num := m.genNum
 			m.mu.Unlock()
+			dropPin()
 			m.s.log.Error("new generation failed to start; the old one keeps serving", "plugin", m.name, "generation", num, "error", err)
 			return false, fmt.Errorf("plugin %s: new generation failed; generation %d keeps serving: %w", m.name, num, err)
 		}
 		m.cfg = cfg
+		keepPin()
 		if applied {
 			m.crashes = nil
 		}
@@ -600,6 +633,7 @@ func (m *managed) launchLocked(ctx context.Context, cfg Config, applied bool) (e
 		m.mu.Unlock()
 		return true, fmt.Errorf("plugin %s: %w", m.name, err)
 	}
+	keepPin()
 	old := m.gen
 	m.genNum++
 	g := &generation{num: m.genNum, client: c, cfg: cfg}
@@ -738,6 +772,10 @@ func (m *managed) stop() {
 	// process: taking launchMu waits for that.
 	m.launchMu.Lock()
 	defer m.launchMu.Unlock()
+	if m.pin != nil {
+		m.pin.Release()
+		m.pin = nil
+	}
 	if g != nil {
 		m.retire(g, "plugin stopped")
 	}

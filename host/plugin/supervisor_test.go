@@ -1,7 +1,10 @@
 package plugin_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -789,48 +792,108 @@ func TestCloseDuringLaunch(t *testing.T) {
 	}
 }
 
-// TestRestartChecksBinary replaces a running plugin's binary without
-// updating its digest and kills the process: every restart fails the
-// checksum and counts as a crash, so the plugin ends failed; applying the
-// new digest brings it back.
-func TestRestartChecksBinary(t *testing.T) {
-	tp, echo := build(t, testPkg), build(t, echoPkg)
-	nodes := peernettest.Nodes(t, 2, host.Config{})
-	a, b := nodes[0], nodes[1]
-	s := supervisor(t, a)
-	cfg := config("p", tp, "echo")
-	cfg.Restart = plugin.RestartPolicy{MaxCrashes: 2, Window: time.Minute, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
-	mustApply(t, s, cfg)
-	first := waitStatus(t, s, "p", "runs", running)
-
-	// Replace it as an operator would: a rename, since the file is busy.
-	data, err := os.ReadFile(echo.path)
+// TestRestartRunsPinnedBinary patches a running plugin's binary in place
+// (same inode, as an attacker with write access to the file would) and
+// kills the process: the restart runs the content Apply pinned, not the
+// file. A second plugin configured with the original digest shares that
+// sealed copy; applying the file's new digest runs the patched content.
+func TestRestartRunsPinnedBinary(t *testing.T) {
+	const original, patched = "pin-original-0001", "pin-PATCHED!-0001"
+	built := testpluginVersion(t, original)
+	data, err := os.ReadFile(built.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(tp.path+".new", data, 0o755); err != nil {
+	bin := binary{filepath.Join(t.TempDir(), "testplugin"), built.sha}
+	if err := os.WriteFile(bin.path, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tp.path+".new", tp.path); err != nil {
+	nodes := peernettest.Nodes(t, 2, host.Config{})
+	a, b := nodes[0], nodes[1]
+	s := supervisor(t, a)
+	cfgP := config("p", bin, "version")
+	mustApply(t, s, cfgP)
+	first := waitStatus(t, s, "p", "runs", running)
+	if first.Version != original {
+		t.Fatalf("p reports version %q, want %q", first.Version, original)
+	}
+	fileInfo, err := os.Stat(bin.path)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if os.SameFile(exeOf(t, first.Pid), fileInfo) {
+		t.Fatal("p executes its binary's file, not a pinned copy")
+	}
+
+	// Patch the binary in place: the running plugin does not execute the
+	// file, so it opens for writing.
+	f, err := os.OpenFile(bin.path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; ; {
+		i := bytes.Index(data[off:], []byte(original))
+		if i < 0 {
+			break
+		}
+		off += i
+		copy(data[off:], patched)
+		if _, err := f.WriteAt([]byte(patched), int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		off += len(original)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	patchedSHA := hex.EncodeToString(sum[:])
+	if after, err := os.Stat(bin.path); err != nil || !os.SameFile(fileInfo, after) || patchedSHA == bin.sha {
+		t.Fatalf("the binary was not patched in place: %v", err)
+	}
+
 	if err := syscall.Kill(first.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	st := waitStatus(t, s, "p", "has failed", func(st plugin.Status) bool { return st.State == plugin.StateFailed })
-	if st.Generation != first.Generation || st.Restarts != 0 || !strings.Contains(st.LastError, echo.sha) {
-		t.Fatalf("failed status: %+v, want generation %d, no restarts, the checksum mismatch as the last error", st, first.Generation)
+	st := waitStatus(t, s, "p", "restarted", func(st plugin.Status) bool { return running(st) && st.Generation > first.Generation })
+	if st.Version != original || st.Restarts != 1 {
+		t.Fatalf("after the restart: %+v, want version %q and one restart", st, original)
 	}
-	if _, err := call(b, a, "echo", ""); !errors.Is(err, host.ErrUnavailable) {
-		t.Fatalf("call: %v, want %v", err, host.ErrUnavailable)
+	if v := mustCall(t, b, a, "version", ""); v != original {
+		t.Fatalf("version = %q, want %q", v, original)
 	}
 
-	cfg.SHA256 = echo.sha
-	mustApply(t, s, cfg)
-	if st, _ := status(s, "p"); !running(st) || st.Version != "1.0.0" || st.Generation != first.Generation+1 {
-		t.Fatalf("after applying the new digest: %+v", st)
+	// The original digest names content the supervisor holds: a plugin
+	// configured with it runs that same sealed copy, whatever the file
+	// now holds.
+	cfgQ := config("q", bin, "echo")
+	mustApply(t, s, cfgP, cfgQ)
+	q := waitStatus(t, s, "q", "runs", running)
+	if q.Version != original || !os.SameFile(exeOf(t, q.Pid), exeOf(t, st.Pid)) {
+		t.Fatalf("q runs version %q, from its own copy: %v; want %q from p's", q.Version, !os.SameFile(exeOf(t, q.Pid), exeOf(t, st.Pid)), original)
 	}
-	if res := mustCall(t, b, a, "echo", "back"); res != "back" {
-		t.Fatalf("echo = %q", res)
+
+	// Applying the file's new digest is what runs the new content.
+	cfgP.SHA256 = patchedSHA
+	mustApply(t, s, cfgP, cfgQ)
+	st = waitStatus(t, s, "p", "runs the patched binary", func(st plugin.Status) bool { return running(st) && st.Version == patched })
+	if v := mustCall(t, b, a, "version", ""); v != patched {
+		t.Fatalf("version = %q, want %q", v, patched)
 	}
+	if os.SameFile(exeOf(t, st.Pid), exeOf(t, q.Pid)) {
+		t.Fatal("the patched binary runs from q's sealed copy")
+	}
+	if st, _ := status(s, "q"); st.Pid != q.Pid {
+		t.Fatalf("q was restarted: %+v", st)
+	}
+}
+
+// exeOf returns what process pid executes.
+func exeOf(t *testing.T, pid int) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }

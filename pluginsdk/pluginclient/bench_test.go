@@ -134,7 +134,7 @@ func BenchmarkPluginCall(b *testing.B) {
 }
 
 // launchUnary starts the anchor plugin the way Launch starts a PeerNet
-// plugin (AutoMTLS, Unix socket, gRPC only, no inherited environment).
+// plugin (plaintext on a Unix socket, gRPC only, no inherited environment).
 func launchUnary(b *testing.B) *grpc.ClientConn {
 	b.Helper()
 	path, _ := plugintest.Build(b, unaryEchoPlugin)
@@ -143,7 +143,7 @@ func launchUnary(b *testing.B) *grpc.ClientConn {
 		Plugins:          plugin.PluginSet{"unaryecho": unaryPlugin{}},
 		Cmd:              exec.Command(path),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		AutoMTLS:         false,
 		SkipHostEnv:      true,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: plugintest.SocketDir(b)},
 		Logger:           hclog.NewNullLogger(),

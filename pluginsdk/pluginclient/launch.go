@@ -2,14 +2,10 @@ package pluginclient
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,22 +29,33 @@ const (
 type LaunchConfig struct {
 	// Name names the plugin in logs and errors. Required.
 	Name string
-	// Path is the plugin's executable. It must be a binary, not a "#!"
-	// script: it is executed through the file descriptor its checksum was
-	// computed on. Required.
+	// Path is the plugin's executable: a binary, or a script starting with
+	// "#!". It is pinned (see Pinned) and the pinned copy runs, never the
+	// file itself: a binary is executed from the sealed copy; for a script,
+	// the interpreter named on its "#!" line is executed, as the kernel
+	// would, with the sealed copy's path "/proc/self/fd/3" in place of the
+	// script's (the copy is the one descriptor besides stdio the plugin
+	// inherits; the script sees that path as its $0). Path is also the
+	// binary's argv[0] and names the plugin in errors. Required.
 	Path string
 	// Args are the plugin's arguments (without the program name).
 	Args []string
 	// Env is the plugin's whole environment ("KEY=value"), besides what
 	// go-plugin and pluginsdk need: the host's own environment is not
-	// inherited.
+	// inherited (a script's "#!/usr/bin/env ..." needs PATH here).
 	Env []string
-	// SHA256 is the hex SHA-256 the binary must have. When set, the binary
-	// is opened once, hashed and executed from that same open file, so
-	// replacing the file at Path meanwhile has no effect; a mismatch fails
+	// SHA256 is the hex SHA-256 the executable must have; a mismatch fails
 	// with ErrChecksum. Empty skips the check (the node's supervisor
-	// requires it).
+	// requires it). With Pinned set, it must be Pinned's digest, if given.
 	SHA256 string
+	// Pinned, when set, is the sealed copy to run, and Path is not read:
+	// a restart of the same generation passes the copy its first launch
+	// pinned, so it runs the same content without reading or hashing the
+	// file again. The caller keeps its reference (Launch does not release
+	// it) and must not release it before Launch returns. nil: Launch pins
+	// Path itself, checking SHA256, and releases the copy once the process
+	// has started.
+	Pinned *Pinned
 	// SocketDir holds the Unix sockets of the plugin and its broker, each
 	// plugin in its own 0700 subdirectory. It is created with mode 0700 if
 	// missing, and must not be writable by group or others, nor longer than
@@ -89,17 +96,19 @@ func (l *launched) stop(forced bool) {
 	l.hostWG.Wait()
 }
 
-// Launch starts the plugin binary cfg.Path and returns it ready for calls: it
-// verifies the checksum, starts the process through go-plugin (gRPC only,
-// AutoMTLS, Unix sockets in cfg.SocketDir, no inherited environment), then
-// Describes and Configures it and opens the call stream. It blocks until then
-// or until cfg.StartTimeout or ctx's deadline; a cancellation of ctx is
-// noticed once the process has started.
+// Launch starts the plugin at cfg.Path and returns it ready for calls: it
+// pins the executable (or uses cfg.Pinned), starts the pinned copy through
+// go-plugin (gRPC only, plaintext, Unix sockets in a 0700 directory under
+// cfg.SocketDir, no inherited environment), then Describes and Configures
+// it and opens the call stream. It blocks until then or until
+// cfg.StartTimeout or ctx's deadline; a cancellation of ctx is noticed once
+// the process has started.
 //
-// On Linux the plugin runs in its own process group (Stop kills the whole
-// group) and gets SIGKILL if the host process dies (Pdeathsig; only the
-// plugin process itself, not processes it starts). On other systems Launch
-// fails.
+// Launch is Linux only, as pinning is (a sealed memfd executed through
+// /proc/self/fd): on other systems it fails. The plugin runs in its own
+// process group (Stop kills the whole group) and gets SIGKILL if the host
+// process dies (Pdeathsig; only the plugin process itself, not processes
+// it starts).
 func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	ocfg := OpenConfig{Name: cfg.Name, Host: cfg.Host, Config: cfg.Config, MaxMessageSize: cfg.MaxMessageSize, Logger: cfg.Logger}
 	if err := ocfg.check(); err != nil {
@@ -122,15 +131,17 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		log = hclog.NewNullLogger()
 	}
 
-	bin, err := os.Open(cfg.Path)
-	if err != nil {
-		return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
-	}
-	defer bin.Close()
-	if cfg.SHA256 != "" {
-		if err := checkSHA256(bin, cfg.SHA256); err != nil {
-			return nil, fmt.Errorf("pluginclient: plugin %q (%s): %w", cfg.Name, cfg.Path, err)
+	pin := cfg.Pinned
+	if pin == nil {
+		var err error
+		if pin, err = new(PinCache).Pin(cfg.Path, cfg.SHA256); err != nil {
+			return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
 		}
+		// The started process holds what it needs of the copy: a mapping
+		// of the binary, or the script's inherited descriptor.
+		defer pin.Release()
+	} else if cfg.SHA256 != "" && !pin.matches(cfg.SHA256) {
+		return nil, fmt.Errorf("pluginclient: plugin %q (%s): %w: pinned copy has sha256 %s, configured %s", cfg.Name, cfg.Path, ErrChecksum, pin.SHA256(), cfg.SHA256)
 	}
 	socketDir, err := prepareSocketDir(cfg.SocketDir)
 	if err != nil {
@@ -143,12 +154,16 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		HandshakeConfig: pluginsdk.Handshake(),
 		Plugins:         plugin.PluginSet{pluginsdk.PluginName: hostPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
-			p, err := newProcess(cfg, bin, cmd.Env, log)
+			p, err := newProcess(cfg, pin, cmd.Env, log)
 			l.proc = p
 			return p, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		// No AutoMTLS: its certificates would travel in the plugin's
+		// environment, which this uid can read anyway, and the socket sits
+		// in a 0700 directory only this uid can enter. Plaintext gRPC also
+		// saves each side a P-521 key at every start.
+		AutoMTLS:         false,
 		SkipHostEnv:      true,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: socketDir},
 		StartTimeout:     timeout,
@@ -201,24 +216,6 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-func checkSHA256(f *os.File, want string) error {
-	want = strings.ToLower(strings.TrimSpace(want))
-	if b, err := hex.DecodeString(want); err != nil || len(b) != sha256.Size {
-		return fmt.Errorf("pluginclient: SHA256 %q is not 64 hex digits", want)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("hashing binary: %w", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("hashing binary: %w", err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("%w: binary has sha256 %s, configured %s", ErrChecksum, got, want)
-	}
-	return nil
 }
 
 func prepareSocketDir(dir string) (string, error) {

@@ -31,6 +31,7 @@ import (
 // until the child is gone.
 type process struct {
 	name   string
+	path   string // LaunchConfig.Path, for messages
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
 	stderr io.ReadCloser
@@ -46,17 +47,28 @@ type process struct {
 	dead bool // the child has exited and its group was killed
 }
 
-func newProcess(cfg LaunchConfig, bin *os.File, pluginEnv []string, log hclog.Logger) (*process, error) {
+func newProcess(cfg LaunchConfig, pin *Pinned, pluginEnv []string, log hclog.Logger) (*process, error) {
 	env := slices.Concat(cfg.Env, pluginEnv, []string{pluginsdk.LogLevelEnv + "=" + levelName(log.GetLevel())})
 	cmd := &exec.Cmd{
-		// The same open file the checksum was computed on.
-		Path: "/proc/self/fd/" + strconv.Itoa(int(bin.Fd())),
-		Args: append([]string{cfg.Path}, cfg.Args...),
-		Env:  env,
+		Env: env,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:   true,
 			Pdeathsig: syscall.SIGKILL,
 		},
+	}
+	if interp := pin.Interpreter(); interp != nil {
+		// What the kernel would run for the script, except that the script
+		// is the sealed copy, inherited as the child's first descriptor
+		// after stdio: the one descriptor it keeps across exec.
+		cmd.ExtraFiles = []*os.File{pin.c.file}
+		scriptFD := uintptr(2 + len(cmd.ExtraFiles))
+		cmd.Path = interp[0]
+		cmd.Args = slices.Concat(interp, []string{execPath(scriptFD)}, cfg.Args)
+	} else {
+		// The sealed copy itself; close-on-exec, so the plugin does not
+		// inherit it.
+		cmd.Path = execPath(pin.c.file.Fd())
+		cmd.Args = append([]string{cfg.Path}, cfg.Args...)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -68,6 +80,7 @@ func newProcess(cfg LaunchConfig, bin *os.File, pluginEnv []string, log hclog.Lo
 	}
 	return &process{
 		name:   cfg.Name,
+		path:   cfg.Path,
 		cmd:    cmd,
 		stdout: stdout,
 		stderr: stderr,
@@ -160,7 +173,7 @@ func (p *process) ID() string {
 }
 
 func (p *process) Diagnose(context.Context) string {
-	return fmt.Sprintf("plugin %q (%s) did not complete the go-plugin handshake: is it a main package that calls pluginsdk.Serve, built for this OS and architecture?", p.name, p.cmd.Args[0])
+	return fmt.Sprintf("plugin %q (%s) did not complete the go-plugin handshake: is it a main package that calls pluginsdk.Serve, built for this OS and architecture?", p.name, p.path)
 }
 
 func (p *process) PluginToHost(network, addr string) (string, string, error) {

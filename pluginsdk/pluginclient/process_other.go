@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -20,7 +19,7 @@ type process struct {
 	waitErr error
 }
 
-func newProcess(LaunchConfig, *os.File, []string, hclog.Logger) (*process, error) {
+func newProcess(LaunchConfig, *Pinned, []string, hclog.Logger) (*process, error) {
 	return nil, errUnsupported
 }
 

@@ -1,7 +1,7 @@
 // Package unaryecho implements the anchor of peernet-bench's plugin section:
 // the plainest go-plugin gRPC plugin, one unary Echo RPC per call, carried
-// by the same transport a PeerNet plugin uses (go-plugin's AutoMTLS on a
-// Unix socket). The plugin process (package unaryechoplugin) serves it; the
+// by the same transport a PeerNet plugin uses (plaintext gRPC on a Unix
+// socket). The plugin process (package unaryechoplugin) serves it; the
 // benchmark dials it. Both halves are here so that they cannot disagree.
 package unaryecho
 

@@ -1,6 +1,6 @@
 // Command unaryecho is the benchmark anchor for pluginclient: the plainest
 // go-plugin gRPC plugin, one unary Echo RPC per call, over the same
-// transport (AutoMTLS on a Unix socket) as a PeerNet plugin.
+// transport (plaintext gRPC on a Unix socket) as a PeerNet plugin.
 package main
 
 import (
