@@ -16,8 +16,9 @@
 //		})
 //	}
 //
-// The node starts the binary through hashicorp/go-plugin (gRPC only, AutoMTLS
-// on a private Unix socket), asks it to Describe itself, Configures it, and
+// The node starts the binary through hashicorp/go-plugin (gRPC only, on a
+// Unix socket in a directory only the node's user can reach; no TLS), from
+// a sealed copy pinned by its digest, asks it to Describe itself, Configures it, and
 // then multiplexes every call over one long-lived stream (see
 // pluginpb/peernet_plugin.proto).
 //

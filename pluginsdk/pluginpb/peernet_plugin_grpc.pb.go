@@ -1,5 +1,6 @@
 // The PeerNet plugin protocol, spoken between a node (the host) and a plugin
-// process over go-plugin's gRPC transport (AutoMTLS on a Unix socket).
+// process over go-plugin's gRPC transport (plaintext on a Unix socket in a
+// directory only the node's user can reach).
 //
 // Session, in order:
 //   1. Plugin.Describe: the plugin names itself and its handles.
