@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,10 +20,11 @@ import (
 //
 //	offset size field
 //	0      2    length n of the ciphertext (16 ≤ n ≤ MaxRecordSize)
-//	2      n    ChaCha20-Poly1305 ciphertext of up to MaxRecordPlaintext bytes + 16-byte tag
+//	2      n    AEAD ciphertext of up to MaxRecordPlaintext bytes + 16-byte tag
 //
-// The nonce is implicit: a per-direction counter from 0, encoded as Noise's
-// ChaChaPoly nonce (4 zero bytes, then the counter little-endian).
+// The AEAD is the handshake's suite. The nonce is implicit: a per-direction
+// counter from 0, encoded as Noise does for that suite (4 zero bytes, then
+// the counter, little-endian for ChaChaPoly, big-endian for AESGCM).
 const (
 	// MaxRecordSize is the most ciphertext bytes one record carries: the
 	// Noise transport message limit.
@@ -33,7 +33,7 @@ const (
 	MaxRecordPlaintext = MaxRecordSize - recordTagSize
 
 	recordHeaderLen = 2
-	recordTagSize   = chacha20poly1305.Overhead
+	recordTagSize   = chacha20poly1305.Overhead // AES-GCM's tag is 16 bytes too
 
 	// maxRecordNonce is the last nonce a record may use: Noise reserves
 	// 2^64-1 (for rekeying), so a direction that would reach it is exhausted.
@@ -69,22 +69,22 @@ var largeWritePool = sync.Pool{New: func() any { b := make([]byte, largeWriteSiz
 // fatal: a Read or Write that times out may be retried. Any other write error
 // sticks: later Writes return it.
 type Conn struct {
-	raw    net.Conn
-	remote trust.PeerID
+	raw     net.Conn
+	remote  trust.PeerID
+	suite   Suite
+	peerMax int // the largest message the peer accepts
 
 	rmu      sync.Mutex // serialises Read
 	in       *inbuf     // records are decrypted in place in its buffer
-	recv     cipher.AEAD
+	recv     recordAEAD
 	rnonce   uint64
-	rnb      [chacha20poly1305.NonceSize]byte
 	leftover []byte // plaintext not yet returned, decrypted in place in in's buffer
 	consumed int    // bytes to discard from in once leftover is returned
 
 	wmu  sync.Mutex // serialises Write
-	send cipher.AEAD
+	send recordAEAD
 	// wnonce is the nonce of the next record to encrypt.
 	wnonce uint64
-	wnb    [chacha20poly1305.NonceSize]byte
 	// wbuf holds the records of one write; it is reused, so steady-state
 	// writes do not allocate. Its first wpending bytes are the rest of a
 	// record that a timed-out write had begun: they go out first.
@@ -101,22 +101,32 @@ type Conn struct {
 
 var _ net.Conn = (*Conn)(nil)
 
-// newConn wraps raw, read through in, after a completed handshake. sendKey
-// and recvKey are the Noise Split() keys of this side.
-func newConn(raw net.Conn, in *inbuf, sendKey, recvKey [32]byte, remote trust.PeerID) *Conn {
-	send, err := chacha20poly1305.New(sendKey[:])
-	if err != nil {
-		panic(err) // only for a key of the wrong size
+// newConn wraps raw, read through in, after a completed handshake with
+// suite. sendKey and recvKey are the Noise Split() keys of this side; peer is
+// what the peer's identity payload said.
+func newConn(raw net.Conn, in *inbuf, suite Suite, sendKey, recvKey [32]byte, peer peerIdentity) *Conn {
+	return &Conn{
+		raw:     raw,
+		remote:  peer.id,
+		suite:   suite,
+		peerMax: peer.maxSize,
+		in:      in,
+		recv:    newRecordAEAD(suite, recvKey),
+		send:    newRecordAEAD(suite, sendKey),
 	}
-	recv, err := chacha20poly1305.New(recvKey[:])
-	if err != nil {
-		panic(err)
-	}
-	return &Conn{raw: raw, remote: remote, in: in, recv: recv, send: send}
 }
 
 // RemotePeer returns the peer's PeerID, authenticated by the handshake.
 func (c *Conn) RemotePeer() trust.PeerID { return c.remote }
+
+// Suite returns the cipher suite the handshake settled on: the one the
+// dialer offered (§2).
+func (c *Conn) Suite() Suite { return c.suite }
+
+// PeerMaxMessageSize returns the largest message L the peer accepts, from
+// its identity payload (§3.2): encode what is sent on c with this as the
+// maximum, so that a message the peer would refuse fails locally.
+func (c *Conn) PeerMaxMessageSize() int { return c.peerMax }
 
 // LocalAddr returns the underlying connection's local address.
 func (c *Conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
@@ -223,13 +233,12 @@ func (c *Conn) readRecord(dst []byte) (int, error) {
 	if c.rnonce > maxRecordNonce {
 		return 0, c.fail(ErrNonceExhausted)
 	}
-	binary.LittleEndian.PutUint64(c.rnb[4:], c.rnonce)
 	ct := rec[recordHeaderLen:]
 	inPlace := len(dst) < size-recordTagSize
 	if inPlace {
 		dst = ct
 	}
-	pt, err := c.recv.Open(dst[:0], c.rnb[:], ct, nil)
+	pt, err := c.recv.aead.Open(dst[:0], c.recv.setNonce(c.rnonce), ct, nil)
 	if err != nil {
 		return 0, c.fail(fmt.Errorf("%w (record %d)", ErrRecordAuth, c.rnonce))
 	}
@@ -345,8 +354,7 @@ func (c *Conn) writeRecords(p []byte) (int, error) {
 		chunk := rest[:min(len(rest), MaxRecordPlaintext)]
 		rest = rest[len(chunk):]
 		buf = binary.BigEndian.AppendUint16(buf, uint16(len(chunk)+recordTagSize))
-		binary.LittleEndian.PutUint64(c.wnb[4:], c.wnonce)
-		buf = c.send.Seal(buf, c.wnb[:], chunk, nil)
+		buf = c.send.aead.Seal(buf, c.send.setNonce(c.wnonce), chunk, nil)
 		c.wnonce++
 	}
 	m, err := c.raw.Write(buf)
