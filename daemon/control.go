@@ -159,6 +159,9 @@ func (s *controlServer) peers(w http.ResponseWriter, _ *http.Request) {
 	out := make([]control.Peer, len(peers))
 	for i, p := range peers {
 		out[i] = control.Peer{ID: p.ID.String(), Label: p.Label, AddedAt: p.AddedAt, Connected: p.Connected, Addr: p.Addr, Source: p.Source}
+		if p.Connected {
+			out[i].Suite, out[i].PeerMaxMessageSize = p.Suite.String(), p.PeerMaxMessageSize
+		}
 	}
 	reply(w, out)
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"sync"
@@ -177,7 +178,11 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 		c.queueP = getBuf()
 		c.queue = *c.queueP
 	}
-	q, err := wire.AppendMessage(c.queue, m, c.n.cfg.MaxMessageSize)
+	// What we send is bounded by the peer's limit, not ours (§5).
+	q, err := wire.AppendMessage(c.queue, m, c.sc.PeerMaxMessageSize())
+	if errors.Is(err, wire.ErrMessageTooLarge) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -391,7 +396,7 @@ func (in *inbound) run() {
 	callerGone := in.ctx.Err() == context.Canceled
 	in.ctx.cancel(context.Canceled)
 	if in.req.Kind == KindCall && live && !callerGone {
-		if len(body)+wire.ReplyOverhead > c.n.cfg.MaxMessageSize {
+		if len(body)+wire.ReplyOverhead > c.sc.PeerMaxMessageSize() {
 			body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
 		}
 		c.reply(in.id, st, body)
@@ -532,7 +537,7 @@ func (c *conn) close(err error, goaway *wire.Message) {
 			c.queueP = getBuf()
 			c.queue = *c.queueP
 		}
-		c.queue, _ = wire.AppendMessage(c.queue, goaway, c.n.cfg.MaxMessageSize)
+		c.queue, _ = wire.AppendMessage(c.queue, goaway, c.sc.PeerMaxMessageSize())
 	}
 	c.closing = true
 	c.err = err

@@ -154,7 +154,7 @@ func (n *Node) open() error {
 	if n.trust, err = trust.OpenList(filepath.Join(n.cfg.DataDir, TrustFile)); err != nil {
 		return err
 	}
-	if n.local, err = wire.NewLocal(n.id); err != nil {
+	if n.local, err = wire.NewLocal(n.id, wire.Config{MaxMessageSize: n.cfg.MaxMessageSize, Suite: n.cfg.CipherSuite}); err != nil {
 		return err
 	}
 	if n.ln, err = net.Listen("tcp", n.cfg.ListenAddr); err != nil {
@@ -324,6 +324,13 @@ type PeerInfo struct {
 	Connected bool
 	Addr      string // the live connection's remote address, else the last known address
 	Source    string // how the dial address was learned ("connect", "config", "mdns", ...); empty if none
+
+	// Suite and PeerMaxMessageSize describe the live connection, and are
+	// zero without one: the cipher suite its handshake settled on, and the
+	// largest message the peer accepts on it (a call or send above it fails
+	// locally with ErrTooLarge).
+	Suite              wire.Suite
+	PeerMaxMessageSize int
 }
 
 // Peers lists every trusted peer with its label, whether it is connected and
@@ -340,6 +347,7 @@ func (n *Node) Peers() []PeerInfo {
 			if ps.conn != nil {
 				pi.Connected = true
 				pi.Addr = ps.conn.remoteAddr().String()
+				pi.Suite, pi.PeerMaxMessageSize = ps.conn.sc.Suite(), ps.conn.sc.PeerMaxMessageSize()
 			}
 		}
 		out = append(out, pi)

@@ -268,7 +268,7 @@ func measureIdle(o *options) (*idleResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		local, err := wire.NewLocal(id)
+		local, err := wire.NewLocal(id, wire.Config{})
 		if err != nil {
 			return nil, err
 		}
