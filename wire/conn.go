@@ -311,6 +311,29 @@ func (c *Conn) readVerdict() (Verdict, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	one := [1][]byte{p}
+	return c.writeFrom(&gather{bufs: one[:]}, len(p))
+}
+
+// WriteBuffers writes the concatenation of bufs exactly as Write would write
+// it as one slice (the same records, the same n and errors), without
+// joining them first: a record whose plaintext lies within one buffer is
+// sealed straight from it into the output, and only a record that spans
+// buffers is assembled, in the output buffer, and sealed in place. So a
+// large message body can follow its header without being copied next to
+// it. WriteBuffers does not keep bufs or modify them.
+func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	return c.writeFrom(&gather{bufs: bufs}, total)
+}
+
+// writeFrom writes the next total bytes of g; c.wmu is held.
+func (c *Conn) writeFrom(g *gather, total int) (int, error) {
 	if err := c.usable(); err != nil {
 		return 0, err
 	}
@@ -318,23 +341,65 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, c.werr
 	}
 	written := 0
-	for len(p) > 0 {
-		batch := p[:min(len(p), recordsPerWrite*MaxRecordPlaintext)]
-		n, err := c.writeRecords(batch)
+	for total > 0 {
+		batch := min(total, recordsPerWrite*MaxRecordPlaintext)
+		n, err := c.writeRecords(g, batch)
 		written += n
 		if err != nil {
 			return written, err
 		}
-		p = p[len(batch):]
+		total -= batch
 	}
 	return written, nil
 }
 
-// writeRecords encrypts p, at most recordsPerWrite records' worth, after any
-// pending bytes and writes it all with one call.
-func (c *Conn) writeRecords(p []byte) (int, error) {
-	records := (len(p) + MaxRecordPlaintext - 1) / MaxRecordPlaintext
-	if need := c.wpending + len(p) + records*(recordHeaderLen+recordTagSize); cap(c.wbuf) < need {
+// gather reads a sequence of buffers front to back.
+type gather struct {
+	bufs [][]byte
+	off  int // bytes of bufs[0] already read
+}
+
+// contiguous returns the next n bytes if they lie within one buffer.
+func (g *gather) contiguous(n int) ([]byte, bool) {
+	g.skipEmpty()
+	if len(g.bufs) == 0 || len(g.bufs[0])-g.off < n {
+		return nil, false
+	}
+	b := g.bufs[0][g.off : g.off+n]
+	g.advance(n)
+	return b, true
+}
+
+// appendTo appends the next n bytes to dst.
+func (g *gather) appendTo(dst []byte, n int) []byte {
+	for n > 0 {
+		g.skipEmpty()
+		k := min(n, len(g.bufs[0])-g.off)
+		dst = append(dst, g.bufs[0][g.off:g.off+k]...)
+		g.advance(k)
+		n -= k
+	}
+	return dst
+}
+
+func (g *gather) advance(k int) {
+	g.off += k
+	if g.off == len(g.bufs[0]) {
+		g.bufs, g.off = g.bufs[1:], 0
+	}
+}
+
+func (g *gather) skipEmpty() {
+	for len(g.bufs) > 0 && g.off == len(g.bufs[0]) {
+		g.bufs, g.off = g.bufs[1:], 0
+	}
+}
+
+// writeRecords encrypts the next plain bytes of g, at most recordsPerWrite
+// records' worth, after any pending bytes and writes it all with one call.
+func (c *Conn) writeRecords(g *gather, plain int) (int, error) {
+	records := (plain + MaxRecordPlaintext - 1) / MaxRecordPlaintext
+	if need := c.wpending + plain + records*(recordHeaderLen+recordTagSize); cap(c.wbuf) < need {
 		var b []byte
 		if need <= smallWriteSize {
 			b = make([]byte, c.wpending, smallWriteSize)
@@ -347,14 +412,23 @@ func (c *Conn) writeRecords(p []byte) (int, error) {
 	}
 	buf := c.wbuf[:c.wpending]
 	first := c.wnonce
-	for rest := p; len(rest) > 0; {
+	for rest := plain; rest > 0; {
 		if c.wnonce > maxRecordNonce {
 			return 0, c.fail(ErrNonceExhausted)
 		}
-		chunk := rest[:min(len(rest), MaxRecordPlaintext)]
-		rest = rest[len(chunk):]
-		buf = binary.BigEndian.AppendUint16(buf, uint16(len(chunk)+recordTagSize))
-		buf = c.send.aead.Seal(buf, c.send.setNonce(c.wnonce), chunk, nil)
+		l := min(rest, MaxRecordPlaintext)
+		rest -= l
+		buf = binary.BigEndian.AppendUint16(buf, uint16(l+recordTagSize))
+		nonce := c.send.setNonce(c.wnonce)
+		if chunk, ok := g.contiguous(l); ok {
+			buf = c.send.aead.Seal(buf, nonce, chunk, nil)
+		} else {
+			// Assemble the record's plaintext where its ciphertext goes
+			// and seal it in place: dst and plaintext overlap exactly.
+			start := len(buf)
+			buf = g.appendTo(buf, l)
+			buf = c.send.aead.Seal(buf[:start], nonce, buf[start:], nil)
+		}
 		c.wnonce++
 	}
 	m, err := c.raw.Write(buf)
@@ -365,9 +439,9 @@ func (c *Conn) writeRecords(p []byte) (int, error) {
 			largeWritePool.Put(c.wlarge)
 			c.wlarge, c.wbuf = nil, nil
 		}
-		return len(p), nil
+		return plain, nil
 	}
-	return c.writeFailed(buf, m, len(p), first, err)
+	return c.writeFailed(buf, m, plain, first, err)
 }
 
 // writeFailed accounts for a write of buf that stopped after m bytes with

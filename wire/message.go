@@ -293,6 +293,36 @@ func timeoutMillis(d time.Duration) uint32 {
 // It allocates only to grow dst, so appending to a reused buffer of enough
 // capacity allocates nothing. It does not retain dst or m.
 func AppendMessage(dst []byte, m *Message, maxSize int) ([]byte, error) {
+	body := m.body()
+	dst, err := appendHeader(dst, m, maxSize, len(body))
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, body...), nil
+}
+
+// body returns m.Body if m's type has one, else nil.
+func (m *Message) body() []byte {
+	switch m.Type {
+	case TypeCall, TypeReply, TypeSend, TypeGoaway:
+		return m.Body
+	}
+	return nil
+}
+
+// AppendHeader is AppendMessage without m.Body: it checks m and appends
+// everything up to where Body starts, with a length prefix that counts
+// Body. The message is complete once len(m.Body) bytes of body follow it in
+// the stream, so a large body can be written from where it lies (with
+// Conn.WriteBuffers) instead of being copied after its header. Every type's
+// Body is its last field.
+func AppendHeader(dst []byte, m *Message, maxSize int) ([]byte, error) {
+	return appendHeader(dst, m, maxSize, 0)
+}
+
+// appendHeader appends m's encoding without Body, growing dst by room more
+// bytes than that for the caller to append Body into.
+func appendHeader(dst []byte, m *Message, maxSize, room int) ([]byte, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxMessageSize
 	}
@@ -303,7 +333,7 @@ func AppendMessage(dst []byte, m *Message, maxSize int) ([]byte, error) {
 	if n > maxSize || n > math.MaxUint32 {
 		return dst, fmt.Errorf("encoding %v: length %d exceeds maximum %d: %w", m.Type, n, maxSize, ErrMessageTooLarge)
 	}
-	dst = slices.Grow(dst, LengthSize+n)
+	dst = slices.Grow(dst, LengthSize+n-len(m.body())+room)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 	dst = append(dst, byte(m.Type))
 	switch m.Type {
@@ -312,22 +342,18 @@ func AppendMessage(dst []byte, m *Message, maxSize int) ([]byte, error) {
 		dst = binary.BigEndian.AppendUint32(dst, timeoutMillis(m.Timeout))
 		dst = append(dst, byte(len(m.Handle)))
 		dst = append(dst, m.Handle...)
-		dst = append(dst, m.Body...)
 	case TypeReply:
 		dst = binary.BigEndian.AppendUint64(dst, m.ID)
 		dst = append(dst, byte(m.Status))
-		dst = append(dst, m.Body...)
 	case TypeSend:
 		dst = append(dst, byte(len(m.Handle)))
 		dst = append(dst, m.Handle...)
-		dst = append(dst, m.Body...)
 	case TypeCancel:
 		dst = binary.BigEndian.AppendUint64(dst, m.ID)
 	case TypePing, TypePong:
 		dst = binary.BigEndian.AppendUint64(dst, m.Opaque)
 	case TypeGoaway:
 		dst = append(dst, byte(m.Code))
-		dst = append(dst, m.Body...)
 	}
 	return dst, nil
 }

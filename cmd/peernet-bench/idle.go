@@ -56,7 +56,7 @@ func serveIdleNode(in io.Reader, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(root)
-	n, err := startNode(root, "idle")
+	n, err := startNode(root, "idle", 0)
 	if err != nil {
 		return err
 	}

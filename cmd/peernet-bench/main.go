@@ -38,6 +38,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/peernet/peernet/wire"
 )
 
 // options are the command's flags.
@@ -62,7 +64,7 @@ type options struct {
 }
 
 var (
-	allSections = []string{"tcp", "grpc", "peernet", "idle", "plugin"}
+	allSections = []string{"tcp", "noise", "grpc", "peernet", "peernet-chacha", "idle", "plugin"}
 	allCases    = []string{"seq", "rps", "mbps", "connect"}
 )
 
@@ -178,6 +180,7 @@ func run(o *options) error {
 		Rounds:     o.rounds,
 		Launches:   o.launches,
 		Started:    time.Now().UTC().Format(time.RFC3339),
+		Suite:      wire.DefaultSuite().String(),
 	}
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
@@ -202,8 +205,10 @@ func run(o *options) error {
 		sys     func() (system, error)
 	}{
 		{"tcp", newTCPSystem},
+		{"noise", newNoiseSystem},
 		{"grpc", newGRPCSystem},
 		{"peernet", newPeerNetSystem},
+		{"peernet-chacha", newPeerNetChaChaSystem},
 	} {
 		if !o.has(s.section) {
 			continue

@@ -1,0 +1,60 @@
+package wire
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestWriteBuffers checks that WriteBuffers puts on the wire exactly the
+// records Write puts there for the same bytes, however they are split, in
+// each suite, and that the buffers are not modified.
+func TestWriteBuffers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 5*MaxRecordPlaintext+1234)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	sizes := []int{0, 1, 100, MaxRecordPlaintext - 1, MaxRecordPlaintext, MaxRecordPlaintext + 1,
+		4 * MaxRecordPlaintext, len(data)}
+	for _, suite := range []Suite{SuiteChaChaPoly, SuiteAESGCM} {
+		for _, size := range sizes {
+			p := data[:size]
+			want := &scriptConn{}
+			if n, err := fixedConnSuite(want, true, suite).Write(p); n != size || err != nil {
+				t.Fatalf("Write: %d, %v", n, err)
+			}
+			for trial := range 20 {
+				var bufs [][]byte
+				for rest := p; len(rest) > 0 || len(bufs) < 2; {
+					k := 0
+					if len(rest) > 0 {
+						k = rng.IntN(min(len(rest), 3*MaxRecordPlaintext/2) + 1)
+					}
+					bufs = append(bufs, rest[:k]) // empty buffers too
+					rest = rest[k:]
+					if len(rest) == 0 && len(bufs) >= 2 {
+						break
+					}
+				}
+				before := bytes.Clone(p)
+				got := &scriptConn{}
+				c := fixedConnSuite(got, true, suite)
+				if n, err := c.WriteBuffers(bufs); n != size || err != nil {
+					t.Fatalf("%v, %d bytes, trial %d: WriteBuffers = %d, %v", suite, size, trial, n, err)
+				}
+				if !bytes.Equal(got.written.Bytes(), want.written.Bytes()) {
+					t.Fatalf("%v, %d bytes in %d buffers: records differ from Write's", suite, size, len(bufs))
+				}
+				if !bytes.Equal(p, before) {
+					t.Fatalf("%v: WriteBuffers modified its buffers", suite)
+				}
+				in := &scriptConn{input: *bytes.NewReader(got.written.Bytes())}
+				if back, err := io.ReadAll(fixedConnSuite(in, false, suite)); !bytes.Equal(back, p) || err != nil {
+					t.Fatalf("%v: read back %d bytes, %v", suite, len(back), err)
+				}
+			}
+		}
+	}
+}
