@@ -43,6 +43,12 @@ type conn struct {
 	wspace  sync.Cond // queue has room or closing
 	queue   []byte
 	queueP  *[]byte // the pooled holder of queue's array
+	// bodies are large reply bodies that the writer writes from where they
+	// lie instead of from a copy in queue, each at its offset in queue
+	// (right after its header); bodiesLen counts their bytes, which count
+	// against MaxWriteQueue like queue's.
+	bodies    []queuedBody
+	bodiesLen int
 	closing bool    // no more messages accepted; the writer flushes and exits
 	err     error   // why the connection closed; set with closing
 	// replacedSent is set when the goaway "replaced" is queued: no call or
@@ -65,11 +71,46 @@ type conn struct {
 	retired     atomic.Bool // we sent goaway replaced
 	peerRetired atomic.Bool // the peer sent goaway replaced
 
+	dec *wire.Decoder // the reader's; only the reader uses it
+
 	recv      atomic.Uint64 // messages received, for liveness
 	lastRecv  uint64        // recv at the previous liveness tick; pinger only
 	idleTicks int           // pinger only
 
 	writerDone chan struct{}
+}
+
+// queuedBody is a message body that follows queue[:at] on the wire.
+type queuedBody struct {
+	at     int
+	body   []byte
+	pooled *[]byte // body's array if it is a copy from bodyPool
+}
+
+// directBodyMin is the smallest body queued apart from the write queue, so
+// that appending it never grows (and so copies) the queue. A reply's body
+// is written from where it lies: it is the handler's result, which the node
+// owns once the handler returns. A call's or send's args are the caller's
+// again once Call or Send returns, which may be before the writer gets to
+// them, so they are copied once, into a buffer of their own.
+const directBodyMin = 8 << 10
+
+// pooledBodyMax is the largest copied body whose buffer is pooled: a
+// 64 KiB payload and change. Larger ones get a buffer of their own.
+const pooledBodyMax = 80 << 10
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, pooledBodyMax); return &b }}
+
+// ownBody returns b itself for a reply, and a copy of b for anything else.
+func ownBody(t wire.Type, b []byte) queuedBody {
+	if t == wire.TypeReply {
+		return queuedBody{body: b}
+	}
+	if len(b) > pooledBodyMax {
+		return queuedBody{body: clone(b)}
+	}
+	p := bodyPool.Get().(*[]byte)
+	return queuedBody{body: append((*p)[:0], b...), pooled: p}
 }
 
 type pendingCall struct {
@@ -146,17 +187,17 @@ var errNotReading = errors.New("peer is not reading")
 func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !wait && !c.closing && len(c.queue) > 2*c.n.cfg.MaxWriteQueue {
+	if !wait && !c.closing && c.queued() > 2*c.n.cfg.MaxWriteQueue {
 		return errNotReading
 	}
-	if wait && !c.closing && len(c.queue) > c.n.cfg.MaxWriteQueue {
+	if wait && !c.closing && c.queued() > c.n.cfg.MaxWriteQueue {
 		stop := context.AfterFunc(ctx, func() {
 			c.wmu.Lock()
 			c.wspace.Broadcast()
 			c.wmu.Unlock()
 		})
 		defer stop()
-		for !c.closing && len(c.queue) > c.n.cfg.MaxWriteQueue && ctx.Err() == nil {
+		for !c.closing && c.queued() > c.n.cfg.MaxWriteQueue && ctx.Err() == nil {
 			c.wspace.Wait()
 		}
 		if err := ctx.Err(); err != nil && !c.closing {
@@ -179,7 +220,14 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 		c.queue = *c.queueP
 	}
 	// What we send is bounded by the peer's limit, not ours (§5).
-	q, err := wire.AppendMessage(c.queue, m, c.sc.PeerMaxMessageSize())
+	direct := len(m.Body) >= directBodyMin && m.Type != wire.TypeGoaway
+	var q []byte
+	var err error
+	if direct {
+		q, err = wire.AppendHeader(c.queue, m, c.sc.PeerMaxMessageSize())
+	} else {
+		q, err = wire.AppendMessage(c.queue, m, c.sc.PeerMaxMessageSize())
+	}
 	if errors.Is(err, wire.ErrMessageTooLarge) {
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}
@@ -187,6 +235,12 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 		return err
 	}
 	c.queue = q
+	if direct {
+		b := ownBody(m.Type, m.Body)
+		b.at = len(q)
+		c.bodies = append(c.bodies, b)
+		c.bodiesLen += len(m.Body)
+	}
 	if m.Type == wire.TypeGoaway && m.Code == wire.GoawayReplaced {
 		c.replacedSent = true
 	}
@@ -207,8 +261,15 @@ var errRetired = errors.New("host: connection replaced")
 // their messages to the same write: one syscall for many messages.
 const coalesceBelow = 4 << 10
 
+// queued is the number of bytes waiting for the writer; c.wmu is held.
+func (c *conn) queued() int { return len(c.queue) + c.bodiesLen }
+
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
+	// The writer's spare list of bodies, swapped with c.bodies at each
+	// write, and the buffers of one write: both reused.
+	var spare []queuedBody
+	var bufs [][]byte
 	for {
 		c.wmu.Lock()
 		for len(c.queue) == 0 && !c.closing {
@@ -218,17 +279,37 @@ func (c *conn) writeLoop() {
 			c.wmu.Unlock()
 			break
 		}
-		if len(c.queue) < coalesceBelow && !c.closing {
+		if c.queued() < coalesceBelow && !c.closing {
 			c.wmu.Unlock()
 			runtime.Gosched()
 			c.wmu.Lock()
 		}
-		out, outP := c.queue, c.queueP
-		c.queue, c.queueP = nil, nil
+		out, outP, bodies := c.queue, c.queueP, c.bodies
+		c.queue, c.queueP, c.bodies, c.bodiesLen = nil, nil, spare[:0], 0
 		c.wspace.Broadcast()
 		c.wmu.Unlock()
 
-		_, err := c.sc.Write(out)
+		var err error
+		if len(bodies) == 0 {
+			_, err = c.sc.Write(out)
+		} else {
+			bufs = bufs[:0]
+			prev := 0
+			for _, b := range bodies {
+				bufs = append(bufs, out[prev:b.at], b.body)
+				prev = b.at
+			}
+			bufs = append(bufs, out[prev:])
+			_, err = c.sc.WriteBuffers(bufs)
+			clear(bufs) // drop the bodies: they may be large
+			for _, b := range bodies {
+				if b.pooled != nil {
+					bodyPool.Put(b.pooled)
+				}
+			}
+			clear(bodies)
+		}
+		spare = bodies[:0]
 		putBuf(outP, out)
 		if err != nil {
 			c.shutdown(connErr(err), false)
@@ -240,6 +321,11 @@ func (c *conn) writeLoop() {
 
 func (c *conn) readLoop() {
 	dec := wire.NewDecoder(c.sc, c.n.cfg.MaxMessageSize)
+	// Every body the reader dispatches is kept (args for the handler, a
+	// result for the caller): large ones are decoded into buffers of
+	// their own and handed over rather than copied.
+	dec.OwnLargeBodies()
+	c.dec = dec
 	var m wire.Message
 	for {
 		if err := dec.Decode(&m); err != nil {
@@ -359,7 +445,7 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 	}
 	c.running++
 	in := &inbound{c: c, e: e, id: m.ID}
-	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: clone(m.Body)}
+	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: c.dec.Take(m)}
 	in.ctx.parent = c.ctx
 	if m.Timeout > 0 {
 		in.ctx.deadline = time.Now().Add(m.Timeout)
@@ -425,7 +511,7 @@ func (c *conn) handleReply(m *wire.Message) {
 	if pc == nil {
 		return // cancelled or timed out; the spec says ignore it
 	}
-	pc.ch <- callResult{status: m.Status, body: clone(m.Body)}
+	pc.ch <- callResult{status: m.Status, body: c.dec.Take(m)}
 	c.maybeFinishRetire()
 }
 

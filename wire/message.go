@@ -558,6 +558,12 @@ type Decoder struct {
 	handles handleCache
 	err     error // sticky: once set, every Decode returns it
 
+	// ownLarge makes every message above keptBufferMax get a buffer of
+	// its own (see OwnLargeBodies); fresh says the last decoded message's
+	// buffer is its own, for Take.
+	ownLarge bool
+	fresh    bool
+
 	// The message being read, kept across a timeout so Decode can resume.
 	hdr  [LengthSize]byte
 	hdrN int    // bytes of hdr read; LengthSize once the length is known
@@ -606,11 +612,37 @@ func (d *Decoder) Decode(m *Message) error {
 	return nil
 }
 
+// OwnLargeBodies makes d read every message longer than 4 KiB into a buffer
+// of its own, sized to the message, instead of a buffer it reuses, so that
+// Take hands such a Body over without copying it. Use it when the caller
+// keeps every large Body anyway: reading into a reused buffer and copying
+// out would touch each byte twice. Call it before the first Decode.
+func (d *Decoder) OwnLargeBodies() { d.ownLarge = true }
+
+// Take returns m.Body, just decoded by d into m, as a slice the caller
+// owns: the Body itself when its buffer belongs to that message alone (a
+// message over 128 KiB, or over 4 KiB after OwnLargeBodies), which d then
+// forgets, and otherwise a copy. An empty Body is nil. Call it at most once
+// per message, before the next Decode.
+func (d *Decoder) Take(m *Message) []byte {
+	if len(m.Body) == 0 {
+		return nil
+	}
+	if d.fresh {
+		d.fresh = false
+		return m.Body
+	}
+	return append(make([]byte, 0, len(m.Body)), m.Body...)
+}
+
 func (d *Decoder) decode(m *Message) error {
 	if d.hdrN == 0 && d.pooled != nil {
 		// The previous message's Body is dead now.
 		bodyPool.Put(d.pooled)
 		d.pooled = nil
+	}
+	if d.hdrN == 0 {
+		d.fresh = false
 	}
 	if d.hdrN < LengthSize {
 		n, err := io.ReadFull(d.r, d.hdr[d.hdrN:])
@@ -659,7 +691,11 @@ func (d *Decoder) decode(m *Message) error {
 func (d *Decoder) bodyBuffer(n int) []byte {
 	switch {
 	case n > retainedBufferMax:
+		d.fresh = true
 		return make([]byte, 0, min(n, 2*retainedBufferMax))
+	case n > keptBufferMax && d.ownLarge:
+		d.fresh = true
+		return make([]byte, 0, n)
 	case n > keptBufferMax:
 		d.pooled = bodyPool.Get().(*[]byte)
 		return (*d.pooled)[:0]
