@@ -609,8 +609,27 @@ func (c *conn) shutdown(err error, goaway bool) {
 }
 
 func (c *conn) shutdownWith(err error, code wire.GoawayCode, reason string) {
+	if reason == "" {
+		reason = goawayReason(code, err)
+	}
 	c.close(err, &wire.Message{Type: wire.TypeGoaway, Code: code, Body: []byte(reason)})
 }
+
+// goawayReason is the text a goaway carries when the caller gave none
+// (docs/protocol.md §5.1): for a human on the other side, never parsed.
+func goawayReason(code wire.GoawayCode, err error) string {
+	switch {
+	case code == wire.GoawayNormal && errors.Is(err, ErrClosed):
+		return "node is shutting down"
+	case code == wire.GoawayUntrusted:
+		return "you are not on this node's trust list any more"
+	case code == wire.GoawayReplaced:
+		return replacedReason
+	}
+	return err.Error()
+}
+
+const replacedReason = "replaced by another connection between the same two peers"
 
 func (c *conn) close(err error, goaway *wire.Message) {
 	c.wmu.Lock()
@@ -651,7 +670,7 @@ func (c *conn) retire() {
 	if c.retired.Swap(true) {
 		return
 	}
-	c.control(&wire.Message{Type: wire.TypeGoaway, Code: wire.GoawayReplaced})
+	c.control(&wire.Message{Type: wire.TypeGoaway, Code: wire.GoawayReplaced, Body: []byte(replacedReason)})
 	c.maybeFinishRetire()
 	// Bound the drain: a peer that never says "replaced" too does not keep
 	// the connection forever.

@@ -162,3 +162,40 @@ func TestRepliesAfterGoaway(t *testing.T) {
 		})
 	}
 }
+
+// TestGoawayReasons checks that every goaway the node sends says why in
+// its reason text (docs/protocol.md §5.1).
+func TestGoawayReasons(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		close func(n *host.Node, p *rawPeer)
+		code  wire.GoawayCode
+	}{
+		{"untrusted", func(n *host.Node, p *rawPeer) {
+			if err := n.Untrust(p.id.PeerID()); err != nil {
+				t.Error(err)
+			}
+		}, wire.GoawayUntrusted},
+		{"shutdown", func(n *host.Node, _ *rawPeer) { n.Close() }, wire.GoawayNormal},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := peernettest.Node(t, host.Config{})
+			p := dialRaw(t, n)
+			tt.close(n, p)
+			p.conn.SetReadDeadline(time.Now().Add(peernettest.Timeout))
+			dec := wire.NewDecoder(p.conn, wire.DefaultMaxMessageSize)
+			var m wire.Message
+			for {
+				if err := dec.Decode(&m); err != nil {
+					t.Fatalf("no goaway before the connection ended: %v", err)
+				}
+				if m.Type == wire.TypeGoaway {
+					break
+				}
+			}
+			if m.Code != tt.code || len(m.Body) == 0 {
+				t.Errorf("goaway %v %q, want code %v with a reason", m.Code, m.Body, tt.code)
+			}
+		})
+	}
+}
