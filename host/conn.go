@@ -38,23 +38,24 @@ type conn struct {
 
 	// Writer state, guarded by wmu. Senders append encoded messages to
 	// queue; the writer swaps it out whole and writes it with one Write.
-	wmu    sync.Mutex
-	wready sync.Cond // queue non-empty or closing
-	wspace sync.Cond // queue has room or closing
-	queue  []byte
-	queueP *[]byte // the pooled holder of queue's array
-	// bodies are large reply bodies that the writer writes from where they
-	// lie instead of from a copy in queue, each at its offset in queue
-	// (right after its header); bodiesLen counts their bytes, which count
-	// against MaxWriteQueue like queue's.
-	bodies    []queuedBody
-	bodiesLen int
-	closing   bool  // no more messages accepted; the writer flushes and exits
-	err       error // why the connection closed; set with closing
+	wmu     sync.Mutex
+	wready  sync.Cond // queue non-empty or closing
+	wspace  sync.Cond // queue has room or closing
+	queue   []byte
+	queueP  *[]byte // the pooled holder of queue's array
+	closing bool    // no more messages accepted; the writer flushes and exits
+	err     error   // why the connection closed; set with closing
 	// replacedSent is set when the goaway "replaced" is queued: no call or
 	// send may follow it, or the peer could close the connection before
 	// it arrives.
 	replacedSent bool
+
+	// bodies are the large message bodies (see directBodyMin) that follow
+	// their headers in queue, each at its offset there; the writer writes
+	// them from where they lie. bodiesLen counts their bytes, which count
+	// against MaxWriteQueue like queue's. Guarded by wmu.
+	bodies    []queuedBody
+	bodiesLen int
 
 	// Outbound calls in flight, guarded by pmu.
 	pmu     sync.Mutex
