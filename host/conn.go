@@ -37,7 +37,8 @@ type conn struct {
 	cancel context.CancelFunc
 
 	// Writer state, guarded by wmu. Senders append encoded messages to
-	// queue; the writer swaps it out whole and writes it with one Write.
+	// queue; the writer swaps it out whole and writes it with one Write
+	// (WriteBuffers, when large bodies follow their headers apart).
 	wmu     sync.Mutex
 	wready  sync.Cond // queue non-empty or closing
 	wspace  sync.Cond // queue has room or closing
