@@ -63,16 +63,6 @@ func referenceNonce(suite Suite, nonce uint64) []byte {
 	return n
 }
 
-// sealRecords returns consecutive records of each plaintext, from nonce 0.
-func sealRecords(t testing.TB, key [32]byte, pts ...[]byte) [][]byte {
-	t.Helper()
-	out := make([][]byte, len(pts))
-	for i, pt := range pts {
-		out[i] = sealRecord(t, key, uint64(i), pt)
-	}
-	return out
-}
-
 // fixedConn returns a Conn over raw with the fixed test keys, as side a
 // (sends with testKeyAB) or b.
 func fixedConn(raw net.Conn, a bool) *Conn {
