@@ -222,26 +222,14 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 		c.queue = *c.queueP
 	}
 	// What we send is bounded by the peer's limit, not ours (§5).
-	direct := len(m.Body) >= directBodyMin && m.Type != wire.TypeGoaway
-	var q []byte
 	var err error
-	if direct {
-		q, err = wire.AppendHeader(c.queue, m, c.sc.PeerMaxMessageSize())
+	if len(m.Body) >= directBodyMin && m.Type != wire.TypeGoaway {
+		err = c.queueApart(m)
 	} else {
-		q, err = wire.AppendMessage(c.queue, m, c.sc.PeerMaxMessageSize())
-	}
-	if errors.Is(err, wire.ErrMessageTooLarge) {
-		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+		c.queue, err = wire.AppendMessage(c.queue, m, c.sc.PeerMaxMessageSize())
 	}
 	if err != nil {
-		return err
-	}
-	c.queue = q
-	if direct {
-		b := ownBody(m.Type, m.Body)
-		b.at = len(q)
-		c.bodies = append(c.bodies, b)
-		c.bodiesLen += len(m.Body)
+		return queueErr(err)
 	}
 	if m.Type == wire.TypeGoaway && m.Code == wire.GoawayReplaced {
 		c.replacedSent = true
@@ -262,6 +250,36 @@ var errRetired = errors.New("host: connection replaced")
 // before writing, so that callers and handlers that are runnable now add
 // their messages to the same write: one syscall for many messages.
 const coalesceBelow = 4 << 10
+
+// queueApart queues m's header and m's body apart from it (see
+// directBodyMin); c.wmu is held. It and queueErr are kept out of push, which
+// every small reply runs on a fresh handler goroutine: a larger frame there
+// would make those small stacks grow, at a cost per call.
+//
+//go:noinline
+func (c *conn) queueApart(m *wire.Message) error {
+	q, err := wire.AppendHeader(c.queue, m, c.sc.PeerMaxMessageSize())
+	if err != nil {
+		return err
+	}
+	c.queue = q
+	b := ownBody(m.Type, m.Body)
+	b.at = len(q)
+	c.bodies = append(c.bodies, b)
+	c.bodiesLen += len(m.Body)
+	return nil
+}
+
+// queueErr is why a message could not be queued: ErrTooLarge (matching
+// wire.ErrMessageTooLarge too) when it exceeds the peer's limit.
+//
+//go:noinline
+func queueErr(err error) error {
+	if errors.Is(err, wire.ErrMessageTooLarge) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	return err
+}
 
 // queued is the number of bytes waiting for the writer; c.wmu is held.
 func (c *conn) queued() int { return len(c.queue) + c.bodiesLen }

@@ -293,21 +293,7 @@ func timeoutMillis(d time.Duration) uint32 {
 // It allocates only to grow dst, so appending to a reused buffer of enough
 // capacity allocates nothing. It does not retain dst or m.
 func AppendMessage(dst []byte, m *Message, maxSize int) ([]byte, error) {
-	body := m.body()
-	dst, err := appendHeader(dst, m, maxSize, len(body))
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, body...), nil
-}
-
-// body returns m.Body if m's type has one, else nil.
-func (m *Message) body() []byte {
-	switch m.Type {
-	case TypeCall, TypeReply, TypeSend, TypeGoaway:
-		return m.Body
-	}
-	return nil
+	return appendMessage(dst, m, maxSize, true)
 }
 
 // AppendHeader is AppendMessage without m.Body: it checks m and appends
@@ -317,12 +303,14 @@ func (m *Message) body() []byte {
 // Conn.WriteBuffers) instead of being copied after its header. Every type's
 // Body is its last field.
 func AppendHeader(dst []byte, m *Message, maxSize int) ([]byte, error) {
-	return appendHeader(dst, m, maxSize, 0)
+	return appendMessage(dst, m, maxSize, false)
 }
 
-// appendHeader appends m's encoding without Body, growing dst by room more
-// bytes than that for the caller to append Body into.
-func appendHeader(dst []byte, m *Message, maxSize, room int) ([]byte, error) {
+// appendMessage appends m's encoding, with Body if body is set. The exported
+// wrappers inline into their callers, so this is the only frame between them
+// and wireLen: the path runs on fresh handler goroutines, whose small stacks
+// a deeper one would make grow on every reply.
+func appendMessage(dst []byte, m *Message, maxSize int, body bool) ([]byte, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxMessageSize
 	}
@@ -333,7 +321,17 @@ func appendHeader(dst []byte, m *Message, maxSize, room int) ([]byte, error) {
 	if n > maxSize || n > math.MaxUint32 {
 		return dst, fmt.Errorf("encoding %v: length %d exceeds maximum %d: %w", m.Type, n, maxSize, ErrMessageTooLarge)
 	}
-	dst = slices.Grow(dst, LengthSize+n-len(m.body())+room)
+	var b []byte // the body, last field of the types that have one
+	switch m.Type {
+	case TypeCall, TypeReply, TypeSend, TypeGoaway:
+		b = m.Body
+	}
+	grow := LengthSize + n
+	if !body {
+		grow -= len(b) // L, below, still counts b
+		b = nil
+	}
+	dst = slices.Grow(dst, grow)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 	dst = append(dst, byte(m.Type))
 	switch m.Type {
@@ -355,7 +353,7 @@ func appendHeader(dst []byte, m *Message, maxSize, room int) ([]byte, error) {
 	case TypeGoaway:
 		dst = append(dst, byte(m.Code))
 	}
-	return dst, nil
+	return append(dst, b...), nil
 }
 
 // DecodeMessage decodes the one message that b holds, length prefix

@@ -58,3 +58,34 @@ func TestWriteBuffers(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendHeader checks that a header from AppendHeader followed by the
+// body is exactly what AppendMessage encodes, for every type, and that a
+// Body set on a type without one is ignored by both.
+func TestAppendHeader(t *testing.T) {
+	msgs := append(fuzzSeedMessages(),
+		Message{Type: TypeCancel, ID: 3, Body: []byte("ignored")},
+		Message{Type: TypePing, Opaque: 9, Body: []byte("ignored")})
+	for _, m := range msgs {
+		want, err := AppendMessage([]byte("x"), &m, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr, err := AppendHeader([]byte("x"), &m, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := hdr
+		switch m.Type {
+		case TypeCall, TypeReply, TypeSend, TypeGoaway:
+			got = append(hdr, m.Body...)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: header+body %x, AppendMessage %x", describe(&m), got, want)
+		}
+	}
+	big := Message{Type: TypeReply, ID: 1, Body: make([]byte, 100)}
+	if _, err := AppendHeader(nil, &big, 100); err == nil {
+		t.Error("AppendHeader accepted a message whose body makes it too large")
+	}
+}
