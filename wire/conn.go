@@ -39,9 +39,12 @@ const (
 	// 2^64-1 (for rekeying), so a direction that would reach it is exhausted.
 	maxRecordNonce = math.MaxUint64 - 1
 
-	// recordsPerWrite bounds how many records one write to the network
+	// recordsPerWrite bounds how many full records one write to the network
 	// carries, and so the size of a large output buffer (about 256 KiB).
 	recordsPerWrite = 4
+	// maxRecordsPerWrite bounds how many records, full or not, one write
+	// carries: WriteBuffers makes a short record of every short buffer.
+	maxRecordsPerWrite = 64
 
 	// smallWriteSize is the output buffer a Conn keeps between writes; a
 	// larger write borrows a buffer from a pool for its duration, so an
@@ -49,7 +52,7 @@ const (
 	smallWriteSize = 4096 + 256
 	// A large buffer holds a full batch plus the rest of a record that a
 	// timed-out write had begun.
-	largeWriteSize = (recordsPerWrite + 1) * (recordHeaderLen + MaxRecordSize)
+	largeWriteSize = (recordsPerWrite+1)*(recordHeaderLen+MaxRecordSize) + maxRecordsPerWrite*(recordHeaderLen+recordTagSize)
 )
 
 var largeWritePool = sync.Pool{New: func() any { b := make([]byte, largeWriteSize); return &b }}
@@ -85,6 +88,9 @@ type Conn struct {
 	send recordAEAD
 	// wnonce is the nonce of the next record to encrypt.
 	wnonce uint64
+	// wlens are the plaintext lengths of the records of the write in
+	// progress.
+	wlens [maxRecordsPerWrite]uint16
 	// wbuf holds the records of one write; it is reused, so steady-state
 	// writes do not allocate. Its first wpending bytes are the rest of a
 	// record that a timed-out write had begun: they go out first.
@@ -312,28 +318,26 @@ func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	one := [1][]byte{p}
-	return c.writeFrom(&gather{bufs: one[:]}, len(p))
+	return c.writeFrom(&gather{bufs: one[:]})
 }
 
-// WriteBuffers writes the concatenation of bufs exactly as Write would write
-// it as one slice (the same records, the same n and errors), without
-// joining them first: a record whose plaintext lies within one buffer is
-// sealed straight from it into the output, and only a record that spans
-// buffers is assembled, in the output buffer, and sealed in place. So a
-// large message body can follow its header without being copied next to
-// it. WriteBuffers does not keep bufs or modify them.
+// WriteBuffers writes the concatenation of bufs as Write would, except that
+// every buffer starts a record of its own: no record spans two buffers, so
+// writing them is exactly like calling Write on each in turn (the same
+// records), with the writes to the network batched as for one Write. Each
+// record is sealed straight from the caller's buffer, so a large message
+// body can follow its header without being copied next to it; and because
+// the body's records hold nothing else, a receiver that reads the body into
+// a buffer of its own decrypts them straight into it. WriteBuffers does not
+// keep bufs or modify them; n counts the bytes committed, as for Write.
 func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	total := 0
-	for _, b := range bufs {
-		total += len(b)
-	}
-	return c.writeFrom(&gather{bufs: bufs}, total)
+	return c.writeFrom(&gather{bufs: bufs})
 }
 
-// writeFrom writes the next total bytes of g; c.wmu is held.
-func (c *Conn) writeFrom(g *gather, total int) (int, error) {
+// writeFrom writes what g holds; c.wmu is held.
+func (c *Conn) writeFrom(g *gather) (int, error) {
 	if err := c.usable(); err != nil {
 		return 0, err
 	}
@@ -341,14 +345,12 @@ func (c *Conn) writeFrom(g *gather, total int) (int, error) {
 		return 0, c.werr
 	}
 	written := 0
-	for total > 0 {
-		batch := min(total, recordsPerWrite*MaxRecordPlaintext)
-		n, err := c.writeRecords(g, batch)
+	for g.skipEmpty(); len(g.bufs) > 0; g.skipEmpty() {
+		n, err := c.writeRecords(g)
 		written += n
 		if err != nil {
 			return written, err
 		}
-		total -= batch
 	}
 	return written, nil
 }
@@ -359,34 +361,12 @@ type gather struct {
 	off  int // bytes of bufs[0] already read
 }
 
-// contiguous returns the next n bytes if they lie within one buffer.
-func (g *gather) contiguous(n int) ([]byte, bool) {
+// take returns the next n bytes, which must lie within the current buffer.
+func (g *gather) take(n int) []byte {
 	g.skipEmpty()
-	if len(g.bufs) == 0 || len(g.bufs[0])-g.off < n {
-		return nil, false
-	}
 	b := g.bufs[0][g.off : g.off+n]
-	g.advance(n)
-	return b, true
-}
-
-// appendTo appends the next n bytes to dst.
-func (g *gather) appendTo(dst []byte, n int) []byte {
-	for n > 0 {
-		g.skipEmpty()
-		k := min(n, len(g.bufs[0])-g.off)
-		dst = append(dst, g.bufs[0][g.off:g.off+k]...)
-		g.advance(k)
-		n -= k
-	}
-	return dst
-}
-
-func (g *gather) advance(k int) {
-	g.off += k
-	if g.off == len(g.bufs[0]) {
-		g.bufs, g.off = g.bufs[1:], 0
-	}
+	g.off += n
+	return b
 }
 
 func (g *gather) skipEmpty() {
@@ -395,10 +375,25 @@ func (g *gather) skipEmpty() {
 	}
 }
 
-// writeRecords encrypts the next plain bytes of g, at most recordsPerWrite
-// records' worth, after any pending bytes and writes it all with one call.
-func (c *Conn) writeRecords(g *gather, plain int) (int, error) {
-	records := (plain + MaxRecordPlaintext - 1) / MaxRecordPlaintext
+// writeRecords seals g's next records, after any pending bytes, and writes
+// them all with one call: at most recordsPerWrite full records' worth of
+// plaintext in at most maxRecordsPerWrite records. A record holds at most
+// MaxRecordPlaintext bytes of one buffer.
+func (c *Conn) writeRecords(g *gather) (int, error) {
+	records, plain := 0, 0
+	for i, off := 0, g.off; i < len(g.bufs) && records < maxRecordsPerWrite; {
+		rest := len(g.bufs[i]) - off
+		if rest == 0 {
+			i, off = i+1, 0
+			continue
+		}
+		l := min(rest, MaxRecordPlaintext)
+		if plain+l > recordsPerWrite*MaxRecordPlaintext {
+			break
+		}
+		c.wlens[records] = uint16(l)
+		records, plain, off = records+1, plain+l, off+l
+	}
 	if need := c.wpending + plain + records*(recordHeaderLen+recordTagSize); cap(c.wbuf) < need {
 		var b []byte
 		if need <= smallWriteSize {
@@ -412,23 +407,12 @@ func (c *Conn) writeRecords(g *gather, plain int) (int, error) {
 	}
 	buf := c.wbuf[:c.wpending]
 	first := c.wnonce
-	for rest := plain; rest > 0; {
+	for _, l := range c.wlens[:records] {
 		if c.wnonce > maxRecordNonce {
 			return 0, c.fail(ErrNonceExhausted)
 		}
-		l := min(rest, MaxRecordPlaintext)
-		rest -= l
-		buf = binary.BigEndian.AppendUint16(buf, uint16(l+recordTagSize))
-		nonce := c.send.setNonce(c.wnonce)
-		if chunk, ok := g.contiguous(l); ok {
-			buf = c.send.aead.Seal(buf, nonce, chunk, nil)
-		} else {
-			// Assemble the record's plaintext where its ciphertext goes
-			// and seal it in place: dst and plaintext overlap exactly.
-			start := len(buf)
-			buf = g.appendTo(buf, l)
-			buf = c.send.aead.Seal(buf[:start], nonce, buf[start:], nil)
-		}
+		buf = binary.BigEndian.AppendUint16(buf, l+recordTagSize)
+		buf = c.send.aead.Seal(buf, c.send.setNonce(c.wnonce), g.take(int(l)), nil)
 		c.wnonce++
 	}
 	m, err := c.raw.Write(buf)
@@ -441,14 +425,15 @@ func (c *Conn) writeRecords(g *gather, plain int) (int, error) {
 		}
 		return plain, nil
 	}
-	return c.writeFailed(buf, m, plain, first, err)
+	return c.writeFailed(buf, m, records, first, err)
 }
 
-// writeFailed accounts for a write of buf that stopped after m bytes with
+// writeFailed accounts for a write of buf, holding the given number of
+// records (their lengths in c.wlens), that stopped after m bytes with
 // err: records begun are committed, and the rest of a partly written one is
 // kept as pending; records not begun are dropped and their nonces reused,
 // which is safe because their ciphertext never left the Conn.
-func (c *Conn) writeFailed(buf []byte, m, plain int, first uint64, err error) (int, error) {
+func (c *Conn) writeFailed(buf []byte, m, records int, first uint64, err error) (int, error) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.werr = err
 	}
@@ -460,9 +445,11 @@ func (c *Conn) writeFailed(buf []byte, m, plain int, first uint64, err error) (i
 	}
 	off, committed, nonce := c.wpending, 0, first
 	c.wpending = 0
-	for rest := plain; rest > 0 && m > off; {
-		l := min(rest, MaxRecordPlaintext)
-		rest -= l
+	for _, l16 := range c.wlens[:records] {
+		if m <= off {
+			break
+		}
+		l := int(l16)
 		end := off + recordHeaderLen + l + recordTagSize
 		committed += l
 		nonce++

@@ -8,8 +8,9 @@ import (
 )
 
 // TestWriteBuffers checks that WriteBuffers puts on the wire exactly the
-// records Write puts there for the same bytes, however they are split, in
-// each suite, and that the buffers are not modified.
+// records that writing each buffer with Write in turn puts there (no record
+// spans two buffers), however the bytes are split, in each suite; that the
+// stream reads back; and that the buffers are not modified.
 func TestWriteBuffers(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	data := make([]byte, 5*MaxRecordPlaintext+1234)
@@ -21,10 +22,6 @@ func TestWriteBuffers(t *testing.T) {
 	for _, suite := range []Suite{SuiteChaChaPoly, SuiteAESGCM} {
 		for _, size := range sizes {
 			p := data[:size]
-			want := &scriptConn{}
-			if n, err := fixedConnSuite(want, true, suite).Write(p); n != size || err != nil {
-				t.Fatalf("Write: %d, %v", n, err)
-			}
 			for trial := range 20 {
 				var bufs [][]byte
 				for rest := p; len(rest) > 0 || len(bufs) < 2; {
@@ -38,6 +35,13 @@ func TestWriteBuffers(t *testing.T) {
 						break
 					}
 				}
+				want := &scriptConn{}
+				cw := fixedConnSuite(want, true, suite)
+				for _, b := range bufs {
+					if n, err := cw.Write(b); n != len(b) || err != nil {
+						t.Fatalf("Write: %d, %v", n, err)
+					}
+				}
 				before := bytes.Clone(p)
 				got := &scriptConn{}
 				c := fixedConnSuite(got, true, suite)
@@ -45,7 +49,7 @@ func TestWriteBuffers(t *testing.T) {
 					t.Fatalf("%v, %d bytes, trial %d: WriteBuffers = %d, %v", suite, size, trial, n, err)
 				}
 				if !bytes.Equal(got.written.Bytes(), want.written.Bytes()) {
-					t.Fatalf("%v, %d bytes in %d buffers: records differ from Write's", suite, size, len(bufs))
+					t.Fatalf("%v, %d bytes in %d buffers: records differ from one Write per buffer", suite, size, len(bufs))
 				}
 				if !bytes.Equal(p, before) {
 					t.Fatalf("%v: WriteBuffers modified its buffers", suite)
@@ -88,4 +92,40 @@ func TestAppendHeader(t *testing.T) {
 	if _, err := AppendHeader(nil, &big, 100); err == nil {
 		t.Error("AppendHeader accepted a message whose body makes it too large")
 	}
+}
+
+// TestWriteBuffersManySmall writes more short buffers than one write to the
+// network carries records, so the records go out in several batches.
+func TestWriteBuffersManySmall(t *testing.T) {
+	var bufs [][]byte
+	want := &scriptConn{}
+	cw := fixedConn(want, true)
+	for i := range 3*maxRecordsPerWrite + 5 {
+		b := bytes.Repeat([]byte{byte(i)}, 1+i%7)
+		bufs = append(bufs, b)
+		if _, err := cw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spy := &countingConn{}
+	c := fixedConn(spy, true)
+	if _, err := c.WriteBuffers(bufs); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(spy.written.Bytes(), want.written.Bytes()) {
+		t.Fatal("records differ from one Write per buffer")
+	}
+	if spy.writes != 4 {
+		t.Errorf("%d writes to the network, want 4 (at most %d records each)", spy.writes, maxRecordsPerWrite)
+	}
+}
+
+type countingConn struct {
+	scriptConn
+	writes int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes++
+	return c.scriptConn.Write(p)
 }
