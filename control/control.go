@@ -80,6 +80,11 @@ type Peer struct {
 	Connected bool      `json:"connected"`
 	Addr      string    `json:"addr,omitempty"`
 	Source    string    `json:"source,omitempty"`
+	// Suite and PeerMaxMessageSize describe the live connection (empty
+	// and 0 without one): its cipher suite ("ChaChaPoly", "AESGCM") and
+	// the largest message the peer accepts on it.
+	Suite              string `json:"suite,omitempty"`
+	PeerMaxMessageSize int    `json:"peer_max_message_size,omitempty"`
 }
 
 // TrustRequest adds a peer to the trust list.

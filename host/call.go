@@ -72,14 +72,12 @@ func (n *Node) Send(ctx context.Context, peer trust.PeerID, handle string, args 
 	}
 }
 
+// checkRequest checks what can be checked before a connection is chosen.
+// The size is checked against the limit the peer announced on the
+// connection the request goes on (conn.push), so a call above it fails with
+// ErrTooLarge before anything is sent.
 func (n *Node) checkRequest(handle string, args []byte) error {
-	if err := validHandle(handle); err != nil {
-		return err
-	}
-	if size := wire.CallOverhead + len(handle) + len(args); size > n.cfg.MaxMessageSize {
-		return fmt.Errorf("%w: %d bytes of args exceed the %d-byte message limit", ErrTooLarge, len(args), n.cfg.MaxMessageSize)
-	}
-	return nil
+	return validHandle(handle)
 }
 
 func (n *Node) notConnected(peer trust.PeerID) error {

@@ -61,9 +61,17 @@ type Config struct {
 	MaxHandshakes int
 
 	// MaxMessageSize caps one message (args or result plus a few header
-	// bytes) in both directions; both peers should agree on it.
-	// Default wire.DefaultMaxMessageSize.
+	// bytes) that this node accepts; it is announced to each peer in the
+	// handshake, and what this node sends is capped by the peer's own
+	// limit instead (a call above it fails with ErrTooLarge).
+	// Default wire.DefaultMaxMessageSize; at most wire.MaxMaxMessageSize.
 	MaxMessageSize int
+
+	// CipherSuite is the suite this node offers when it dials; as the
+	// responder it takes whichever the dialer offers. Zero means
+	// wire.DefaultSuite(): AES-256-GCM on a CPU with hardware AES, else
+	// ChaChaPoly.
+	CipherSuite wire.Suite
 
 	// MaxInflightPerPeer caps the inbound calls and sends one peer may have
 	// running at once; excess calls are answered "overloaded".

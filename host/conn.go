@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"sync"
@@ -36,7 +37,8 @@ type conn struct {
 	cancel context.CancelFunc
 
 	// Writer state, guarded by wmu. Senders append encoded messages to
-	// queue; the writer swaps it out whole and writes it with one Write.
+	// queue; the writer swaps it out whole and writes it with one Write
+	// (WriteBuffers, when large bodies follow their headers apart).
 	wmu     sync.Mutex
 	wready  sync.Cond // queue non-empty or closing
 	wspace  sync.Cond // queue has room or closing
@@ -48,6 +50,13 @@ type conn struct {
 	// send may follow it, or the peer could close the connection before
 	// it arrives.
 	replacedSent bool
+
+	// bodies are the large message bodies (see directBodyMin) that follow
+	// their headers in queue, each at its offset there; the writer writes
+	// them from where they lie. bodiesLen counts their bytes, which count
+	// against MaxWriteQueue like queue's. Guarded by wmu.
+	bodies    []queuedBody
+	bodiesLen int
 
 	// Outbound calls in flight, guarded by pmu.
 	pmu     sync.Mutex
@@ -64,11 +73,46 @@ type conn struct {
 	retired     atomic.Bool // we sent goaway replaced
 	peerRetired atomic.Bool // the peer sent goaway replaced
 
+	dec *wire.Decoder // the reader's; only the reader uses it
+
 	recv      atomic.Uint64 // messages received, for liveness
 	lastRecv  uint64        // recv at the previous liveness tick; pinger only
 	idleTicks int           // pinger only
 
 	writerDone chan struct{}
+}
+
+// queuedBody is a message body that follows queue[:at] on the wire.
+type queuedBody struct {
+	at     int
+	body   []byte
+	pooled *[]byte // body's array if it is a copy from bodyPool
+}
+
+// directBodyMin is the smallest body queued apart from the write queue, so
+// that appending it never grows (and so copies) the queue. A reply's body
+// is written from where it lies: it is the handler's result, which the node
+// owns once the handler returns. A call's or send's args are the caller's
+// again once Call or Send returns, which may be before the writer gets to
+// them, so they are copied once, into a buffer of their own.
+const directBodyMin = 8 << 10
+
+// pooledBodyMax is the largest copied body whose buffer is pooled: a
+// 64 KiB payload and change. Larger ones get a buffer of their own.
+const pooledBodyMax = 80 << 10
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, pooledBodyMax); return &b }}
+
+// ownBody returns b itself for a reply, and a copy of b for anything else.
+func ownBody(t wire.Type, b []byte) queuedBody {
+	if t == wire.TypeReply {
+		return queuedBody{body: b}
+	}
+	if len(b) > pooledBodyMax {
+		return queuedBody{body: clone(b)}
+	}
+	p := bodyPool.Get().(*[]byte)
+	return queuedBody{body: append((*p)[:0], b...), pooled: p}
 }
 
 type pendingCall struct {
@@ -145,17 +189,17 @@ var errNotReading = errors.New("peer is not reading")
 func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !wait && !c.closing && len(c.queue) > 2*c.n.cfg.MaxWriteQueue {
+	if !wait && !c.closing && c.queued() > 2*c.n.cfg.MaxWriteQueue {
 		return errNotReading
 	}
-	if wait && !c.closing && len(c.queue) > c.n.cfg.MaxWriteQueue {
+	if wait && !c.closing && c.queued() > c.n.cfg.MaxWriteQueue {
 		stop := context.AfterFunc(ctx, func() {
 			c.wmu.Lock()
 			c.wspace.Broadcast()
 			c.wmu.Unlock()
 		})
 		defer stop()
-		for !c.closing && len(c.queue) > c.n.cfg.MaxWriteQueue && ctx.Err() == nil {
+		for !c.closing && c.queued() > c.n.cfg.MaxWriteQueue && ctx.Err() == nil {
 			c.wspace.Wait()
 		}
 		if err := ctx.Err(); err != nil && !c.closing {
@@ -177,11 +221,16 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 		c.queueP = getBuf()
 		c.queue = *c.queueP
 	}
-	q, err := wire.AppendMessage(c.queue, m, c.n.cfg.MaxMessageSize)
-	if err != nil {
-		return err
+	// What we send is bounded by the peer's limit, not ours (§5).
+	var err error
+	if len(m.Body) >= directBodyMin && m.Type != wire.TypeGoaway {
+		err = c.queueApart(m)
+	} else {
+		c.queue, err = wire.AppendMessage(c.queue, m, c.sc.PeerMaxMessageSize())
 	}
-	c.queue = q
+	if err != nil {
+		return queueErr(err)
+	}
 	if m.Type == wire.TypeGoaway && m.Code == wire.GoawayReplaced {
 		c.replacedSent = true
 	}
@@ -202,8 +251,45 @@ var errRetired = errors.New("host: connection replaced")
 // their messages to the same write: one syscall for many messages.
 const coalesceBelow = 4 << 10
 
+// queueApart queues m's header and m's body apart from it (see
+// directBodyMin); c.wmu is held. It and queueErr are kept out of push, which
+// every small reply runs on a fresh handler goroutine: a larger frame there
+// would make those small stacks grow, at a cost per call.
+//
+//go:noinline
+func (c *conn) queueApart(m *wire.Message) error {
+	q, err := wire.AppendHeader(c.queue, m, c.sc.PeerMaxMessageSize())
+	if err != nil {
+		return err
+	}
+	c.queue = q
+	b := ownBody(m.Type, m.Body)
+	b.at = len(q)
+	c.bodies = append(c.bodies, b)
+	c.bodiesLen += len(m.Body)
+	return nil
+}
+
+// queueErr is why a message could not be queued: ErrTooLarge (matching
+// wire.ErrMessageTooLarge too) when it exceeds the peer's limit.
+//
+//go:noinline
+func queueErr(err error) error {
+	if errors.Is(err, wire.ErrMessageTooLarge) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	return err
+}
+
+// queued is the number of bytes waiting for the writer; c.wmu is held.
+func (c *conn) queued() int { return len(c.queue) + c.bodiesLen }
+
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
+	// The writer's spare list of bodies, swapped with c.bodies at each
+	// write, and the buffers of one write: both reused.
+	var spare []queuedBody
+	var bufs [][]byte
 	for {
 		c.wmu.Lock()
 		for len(c.queue) == 0 && !c.closing {
@@ -213,17 +299,37 @@ func (c *conn) writeLoop() {
 			c.wmu.Unlock()
 			break
 		}
-		if len(c.queue) < coalesceBelow && !c.closing {
+		if c.queued() < coalesceBelow && !c.closing {
 			c.wmu.Unlock()
 			runtime.Gosched()
 			c.wmu.Lock()
 		}
-		out, outP := c.queue, c.queueP
-		c.queue, c.queueP = nil, nil
+		out, outP, bodies := c.queue, c.queueP, c.bodies
+		c.queue, c.queueP, c.bodies, c.bodiesLen = nil, nil, spare[:0], 0
 		c.wspace.Broadcast()
 		c.wmu.Unlock()
 
-		_, err := c.sc.Write(out)
+		var err error
+		if len(bodies) == 0 {
+			_, err = c.sc.Write(out)
+		} else {
+			bufs = bufs[:0]
+			prev := 0
+			for _, b := range bodies {
+				bufs = append(bufs, out[prev:b.at], b.body)
+				prev = b.at
+			}
+			bufs = append(bufs, out[prev:])
+			_, err = c.sc.WriteBuffers(bufs)
+			clear(bufs) // drop the bodies: they may be large
+			for _, b := range bodies {
+				if b.pooled != nil {
+					bodyPool.Put(b.pooled)
+				}
+			}
+			clear(bodies)
+		}
+		spare = bodies[:0]
 		putBuf(outP, out)
 		if err != nil {
 			c.shutdown(connErr(err), false)
@@ -235,6 +341,11 @@ func (c *conn) writeLoop() {
 
 func (c *conn) readLoop() {
 	dec := wire.NewDecoder(c.sc, c.n.cfg.MaxMessageSize)
+	// Every body the reader dispatches is kept (args for the handler, a
+	// result for the caller): large ones are decoded into buffers of
+	// their own and handed over rather than copied.
+	dec.OwnLargeBodies()
+	c.dec = dec
 	var m wire.Message
 	for {
 		if err := dec.Decode(&m); err != nil {
@@ -354,7 +465,7 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 	}
 	c.running++
 	in := &inbound{c: c, e: e, id: m.ID}
-	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: clone(m.Body)}
+	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: c.dec.Take(m)}
 	in.ctx.parent = c.ctx
 	if m.Timeout > 0 {
 		in.ctx.deadline = time.Now().Add(m.Timeout)
@@ -391,7 +502,7 @@ func (in *inbound) run() {
 	callerGone := in.ctx.Err() == context.Canceled
 	in.ctx.cancel(context.Canceled)
 	if in.req.Kind == KindCall && live && !callerGone {
-		if len(body)+wire.ReplyOverhead > c.n.cfg.MaxMessageSize {
+		if len(body)+wire.ReplyOverhead > c.sc.PeerMaxMessageSize() {
 			body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
 		}
 		c.reply(in.id, st, body)
@@ -420,7 +531,7 @@ func (c *conn) handleReply(m *wire.Message) {
 	if pc == nil {
 		return // cancelled or timed out; the spec says ignore it
 	}
-	pc.ch <- callResult{status: m.Status, body: clone(m.Body)}
+	pc.ch <- callResult{status: m.Status, body: c.dec.Take(m)}
 	c.maybeFinishRetire()
 }
 
@@ -518,8 +629,27 @@ func (c *conn) shutdown(err error, goaway bool) {
 }
 
 func (c *conn) shutdownWith(err error, code wire.GoawayCode, reason string) {
+	if reason == "" {
+		reason = goawayReason(code, err)
+	}
 	c.close(err, &wire.Message{Type: wire.TypeGoaway, Code: code, Body: []byte(reason)})
 }
+
+// goawayReason is the text a goaway carries when the caller gave none
+// (docs/protocol.md §5.1): for a human on the other side, never parsed.
+func goawayReason(code wire.GoawayCode, err error) string {
+	switch {
+	case code == wire.GoawayNormal && errors.Is(err, ErrClosed):
+		return "node is shutting down"
+	case code == wire.GoawayUntrusted:
+		return "you are not on this node's trust list any more"
+	case code == wire.GoawayReplaced:
+		return replacedReason
+	}
+	return err.Error()
+}
+
+const replacedReason = "replaced by another connection between the same two peers"
 
 func (c *conn) close(err error, goaway *wire.Message) {
 	c.wmu.Lock()
@@ -532,7 +662,7 @@ func (c *conn) close(err error, goaway *wire.Message) {
 			c.queueP = getBuf()
 			c.queue = *c.queueP
 		}
-		c.queue, _ = wire.AppendMessage(c.queue, goaway, c.n.cfg.MaxMessageSize)
+		c.queue, _ = wire.AppendMessage(c.queue, goaway, c.sc.PeerMaxMessageSize())
 	}
 	c.closing = true
 	c.err = err
@@ -560,7 +690,7 @@ func (c *conn) retire() {
 	if c.retired.Swap(true) {
 		return
 	}
-	c.control(&wire.Message{Type: wire.TypeGoaway, Code: wire.GoawayReplaced})
+	c.control(&wire.Message{Type: wire.TypeGoaway, Code: wire.GoawayReplaced, Body: []byte(replacedReason)})
 	c.maybeFinishRetire()
 	// Bound the drain: a peer that never says "replaced" too does not keep
 	// the connection forever.

@@ -237,7 +237,7 @@ func dialRaw(t testing.TB, n *host.Node) *rawPeer {
 	if err := n.Trust(id.PeerID(), "raw"); err != nil {
 		t.Fatal(err)
 	}
-	local, err := wire.NewLocal(id)
+	local, err := wire.NewLocal(id, wire.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

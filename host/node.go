@@ -155,7 +155,7 @@ func (n *Node) open() error {
 	if n.trust, err = trust.OpenList(filepath.Join(n.cfg.DataDir, TrustFile)); err != nil {
 		return err
 	}
-	if n.local, err = wire.NewLocal(n.id); err != nil {
+	if n.local, err = wire.NewLocal(n.id, wire.Config{MaxMessageSize: n.cfg.MaxMessageSize, Suite: n.cfg.CipherSuite}); err != nil {
 		return err
 	}
 	if n.ln, err = net.Listen("tcp", n.cfg.ListenAddr); err != nil {
@@ -334,6 +334,7 @@ func (n *Node) Peers() []PeerInfo {
 			if ps.conn != nil {
 				pi.Connected = true
 				pi.Addr = ps.conn.remoteAddr().String()
+				pi.Suite, pi.PeerMaxMessageSize = ps.conn.sc.Suite(), ps.conn.sc.PeerMaxMessageSize()
 			}
 		}
 		out = append(out, pi)

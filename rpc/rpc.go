@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/wire"
 )
 
 // Kind says whether a request is a call, whose result goes back to the
@@ -82,4 +83,11 @@ type PeerInfo struct {
 	// Source says how the dial address was learned ("connect", "config",
 	// "mdns", ...); empty if none.
 	Source string
+
+	// Suite and PeerMaxMessageSize describe the live connection, and are
+	// zero without one (and in a plugin's Host.Peers): the cipher suite
+	// its handshake settled on, and the largest message the peer accepts
+	// on it (a call or send above it fails locally with too_large).
+	Suite              wire.Suite
+	PeerMaxMessageSize int
 }

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,10 +20,11 @@ import (
 //
 //	offset size field
 //	0      2    length n of the ciphertext (16 ≤ n ≤ MaxRecordSize)
-//	2      n    ChaCha20-Poly1305 ciphertext of up to MaxRecordPlaintext bytes + 16-byte tag
+//	2      n    AEAD ciphertext of up to MaxRecordPlaintext bytes + 16-byte tag
 //
-// The nonce is implicit: a per-direction counter from 0, encoded as Noise's
-// ChaChaPoly nonce (4 zero bytes, then the counter little-endian).
+// The AEAD is the handshake's suite. The nonce is implicit: a per-direction
+// counter from 0, encoded as Noise does for that suite (4 zero bytes, then
+// the counter, little-endian for ChaChaPoly, big-endian for AESGCM).
 const (
 	// MaxRecordSize is the most ciphertext bytes one record carries: the
 	// Noise transport message limit.
@@ -33,15 +33,18 @@ const (
 	MaxRecordPlaintext = MaxRecordSize - recordTagSize
 
 	recordHeaderLen = 2
-	recordTagSize   = chacha20poly1305.Overhead
+	recordTagSize   = chacha20poly1305.Overhead // AES-GCM's tag is 16 bytes too
 
 	// maxRecordNonce is the last nonce a record may use: Noise reserves
 	// 2^64-1 (for rekeying), so a direction that would reach it is exhausted.
 	maxRecordNonce = math.MaxUint64 - 1
 
-	// recordsPerWrite bounds how many records one write to the network
+	// recordsPerWrite bounds how many full records one write to the network
 	// carries, and so the size of a large output buffer (about 256 KiB).
 	recordsPerWrite = 4
+	// maxRecordsPerWrite bounds how many records, full or not, one write
+	// carries: WriteBuffers makes a short record of every short buffer.
+	maxRecordsPerWrite = 64
 
 	// smallWriteSize is the output buffer a Conn keeps between writes; a
 	// larger write borrows a buffer from a pool for its duration, so an
@@ -49,7 +52,7 @@ const (
 	smallWriteSize = 4096 + 256
 	// A large buffer holds a full batch plus the rest of a record that a
 	// timed-out write had begun.
-	largeWriteSize = (recordsPerWrite + 1) * (recordHeaderLen + MaxRecordSize)
+	largeWriteSize = (recordsPerWrite+1)*(recordHeaderLen+MaxRecordSize) + maxRecordsPerWrite*(recordHeaderLen+recordTagSize)
 )
 
 var largeWritePool = sync.Pool{New: func() any { b := make([]byte, largeWriteSize); return &b }}
@@ -69,22 +72,25 @@ var largeWritePool = sync.Pool{New: func() any { b := make([]byte, largeWriteSiz
 // fatal: a Read or Write that times out may be retried. Any other write error
 // sticks: later Writes return it.
 type Conn struct {
-	raw    net.Conn
-	remote trust.PeerID
+	raw     net.Conn
+	remote  trust.PeerID
+	suite   Suite
+	peerMax int // the largest message the peer accepts
 
 	rmu      sync.Mutex // serialises Read
 	in       *inbuf     // records are decrypted in place in its buffer
-	recv     cipher.AEAD
+	recv     recordAEAD
 	rnonce   uint64
-	rnb      [chacha20poly1305.NonceSize]byte
 	leftover []byte // plaintext not yet returned, decrypted in place in in's buffer
 	consumed int    // bytes to discard from in once leftover is returned
 
 	wmu  sync.Mutex // serialises Write
-	send cipher.AEAD
+	send recordAEAD
 	// wnonce is the nonce of the next record to encrypt.
 	wnonce uint64
-	wnb    [chacha20poly1305.NonceSize]byte
+	// wlens are the plaintext lengths of the records of the write in
+	// progress.
+	wlens [maxRecordsPerWrite]uint16
 	// wbuf holds the records of one write; it is reused, so steady-state
 	// writes do not allocate. Its first wpending bytes are the rest of a
 	// record that a timed-out write had begun: they go out first.
@@ -101,22 +107,32 @@ type Conn struct {
 
 var _ net.Conn = (*Conn)(nil)
 
-// newConn wraps raw, read through in, after a completed handshake. sendKey
-// and recvKey are the Noise Split() keys of this side.
-func newConn(raw net.Conn, in *inbuf, sendKey, recvKey [32]byte, remote trust.PeerID) *Conn {
-	send, err := chacha20poly1305.New(sendKey[:])
-	if err != nil {
-		panic(err) // only for a key of the wrong size
+// newConn wraps raw, read through in, after a completed handshake with
+// suite. sendKey and recvKey are the Noise Split() keys of this side; peer is
+// what the peer's identity payload said.
+func newConn(raw net.Conn, in *inbuf, suite Suite, sendKey, recvKey [32]byte, peer peerIdentity) *Conn {
+	return &Conn{
+		raw:     raw,
+		remote:  peer.id,
+		suite:   suite,
+		peerMax: peer.maxSize,
+		in:      in,
+		recv:    newRecordAEAD(suite, recvKey),
+		send:    newRecordAEAD(suite, sendKey),
 	}
-	recv, err := chacha20poly1305.New(recvKey[:])
-	if err != nil {
-		panic(err)
-	}
-	return &Conn{raw: raw, remote: remote, in: in, recv: recv, send: send}
 }
 
 // RemotePeer returns the peer's PeerID, authenticated by the handshake.
 func (c *Conn) RemotePeer() trust.PeerID { return c.remote }
+
+// Suite returns the cipher suite the handshake settled on: the one the
+// dialer offered (§2).
+func (c *Conn) Suite() Suite { return c.suite }
+
+// PeerMaxMessageSize returns the largest message L the peer accepts, from
+// its identity payload (§3.2): encode what is sent on c with this as the
+// maximum, so that a message the peer would refuse fails locally.
+func (c *Conn) PeerMaxMessageSize() int { return c.peerMax }
 
 // LocalAddr returns the underlying connection's local address.
 func (c *Conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
@@ -223,13 +239,12 @@ func (c *Conn) readRecord(dst []byte) (int, error) {
 	if c.rnonce > maxRecordNonce {
 		return 0, c.fail(ErrNonceExhausted)
 	}
-	binary.LittleEndian.PutUint64(c.rnb[4:], c.rnonce)
 	ct := rec[recordHeaderLen:]
 	inPlace := len(dst) < size-recordTagSize
 	if inPlace {
 		dst = ct
 	}
-	pt, err := c.recv.Open(dst[:0], c.rnb[:], ct, nil)
+	pt, err := c.recv.aead.Open(dst[:0], c.recv.setNonce(c.rnonce), ct, nil)
 	if err != nil {
 		return 0, c.fail(fmt.Errorf("%w (record %d)", ErrRecordAuth, c.rnonce))
 	}
@@ -302,6 +317,27 @@ func (c *Conn) readVerdict() (Verdict, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	one := [1][]byte{p}
+	return c.writeFrom(&gather{bufs: one[:]})
+}
+
+// WriteBuffers writes the concatenation of bufs as Write would, except that
+// every buffer starts a record of its own: no record spans two buffers, so
+// writing them is exactly like calling Write on each in turn (the same
+// records), with the writes to the network batched as for one Write. Each
+// record is sealed straight from the caller's buffer, so a large message
+// body can follow its header without being copied next to it; and because
+// the body's records hold nothing else, a receiver that reads the body into
+// a buffer of its own decrypts them straight into it. WriteBuffers does not
+// keep bufs or modify them; n counts the bytes committed, as for Write.
+func (c *Conn) WriteBuffers(bufs [][]byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeFrom(&gather{bufs: bufs})
+}
+
+// writeFrom writes what g holds; c.wmu is held.
+func (c *Conn) writeFrom(g *gather) (int, error) {
 	if err := c.usable(); err != nil {
 		return 0, err
 	}
@@ -309,23 +345,56 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, c.werr
 	}
 	written := 0
-	for len(p) > 0 {
-		batch := p[:min(len(p), recordsPerWrite*MaxRecordPlaintext)]
-		n, err := c.writeRecords(batch)
+	for g.skipEmpty(); len(g.bufs) > 0; g.skipEmpty() {
+		n, err := c.writeRecords(g)
 		written += n
 		if err != nil {
 			return written, err
 		}
-		p = p[len(batch):]
 	}
 	return written, nil
 }
 
-// writeRecords encrypts p, at most recordsPerWrite records' worth, after any
-// pending bytes and writes it all with one call.
-func (c *Conn) writeRecords(p []byte) (int, error) {
-	records := (len(p) + MaxRecordPlaintext - 1) / MaxRecordPlaintext
-	if need := c.wpending + len(p) + records*(recordHeaderLen+recordTagSize); cap(c.wbuf) < need {
+// gather reads a sequence of buffers front to back.
+type gather struct {
+	bufs [][]byte
+	off  int // bytes of bufs[0] already read
+}
+
+// take returns the next n bytes, which must lie within the current buffer.
+func (g *gather) take(n int) []byte {
+	g.skipEmpty()
+	b := g.bufs[0][g.off : g.off+n]
+	g.off += n
+	return b
+}
+
+func (g *gather) skipEmpty() {
+	for len(g.bufs) > 0 && g.off == len(g.bufs[0]) {
+		g.bufs, g.off = g.bufs[1:], 0
+	}
+}
+
+// writeRecords seals g's next records, after any pending bytes, and writes
+// them all with one call: at most recordsPerWrite full records' worth of
+// plaintext in at most maxRecordsPerWrite records. A record holds at most
+// MaxRecordPlaintext bytes of one buffer.
+func (c *Conn) writeRecords(g *gather) (int, error) {
+	records, plain := 0, 0
+	for i, off := 0, g.off; i < len(g.bufs) && records < maxRecordsPerWrite; {
+		rest := len(g.bufs[i]) - off
+		if rest == 0 {
+			i, off = i+1, 0
+			continue
+		}
+		l := min(rest, MaxRecordPlaintext)
+		if plain+l > recordsPerWrite*MaxRecordPlaintext {
+			break
+		}
+		c.wlens[records] = uint16(l)
+		records, plain, off = records+1, plain+l, off+l
+	}
+	if need := c.wpending + plain + records*(recordHeaderLen+recordTagSize); cap(c.wbuf) < need {
 		var b []byte
 		if need <= smallWriteSize {
 			b = make([]byte, c.wpending, smallWriteSize)
@@ -338,15 +407,12 @@ func (c *Conn) writeRecords(p []byte) (int, error) {
 	}
 	buf := c.wbuf[:c.wpending]
 	first := c.wnonce
-	for rest := p; len(rest) > 0; {
+	for _, l := range c.wlens[:records] {
 		if c.wnonce > maxRecordNonce {
 			return 0, c.fail(ErrNonceExhausted)
 		}
-		chunk := rest[:min(len(rest), MaxRecordPlaintext)]
-		rest = rest[len(chunk):]
-		buf = binary.BigEndian.AppendUint16(buf, uint16(len(chunk)+recordTagSize))
-		binary.LittleEndian.PutUint64(c.wnb[4:], c.wnonce)
-		buf = c.send.Seal(buf, c.wnb[:], chunk, nil)
+		buf = binary.BigEndian.AppendUint16(buf, l+recordTagSize)
+		buf = c.send.aead.Seal(buf, c.send.setNonce(c.wnonce), g.take(int(l)), nil)
 		c.wnonce++
 	}
 	m, err := c.raw.Write(buf)
@@ -357,16 +423,17 @@ func (c *Conn) writeRecords(p []byte) (int, error) {
 			largeWritePool.Put(c.wlarge)
 			c.wlarge, c.wbuf = nil, nil
 		}
-		return len(p), nil
+		return plain, nil
 	}
-	return c.writeFailed(buf, m, len(p), first, err)
+	return c.writeFailed(buf, m, records, first, err)
 }
 
-// writeFailed accounts for a write of buf that stopped after m bytes with
+// writeFailed accounts for a write of buf, holding the given number of
+// records (their lengths in c.wlens), that stopped after m bytes with
 // err: records begun are committed, and the rest of a partly written one is
 // kept as pending; records not begun are dropped and their nonces reused,
 // which is safe because their ciphertext never left the Conn.
-func (c *Conn) writeFailed(buf []byte, m, plain int, first uint64, err error) (int, error) {
+func (c *Conn) writeFailed(buf []byte, m, records int, first uint64, err error) (int, error) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.werr = err
 	}
@@ -378,9 +445,11 @@ func (c *Conn) writeFailed(buf []byte, m, plain int, first uint64, err error) (i
 	}
 	off, committed, nonce := c.wpending, 0, first
 	c.wpending = 0
-	for rest := plain; rest > 0 && m > off; {
-		l := min(rest, MaxRecordPlaintext)
-		rest -= l
+	for _, l16 := range c.wlens[:records] {
+		if m <= off {
+			break
+		}
+		l := int(l16)
 		end := off + recordHeaderLen + l + recordTagSize
 		committed += l
 		nonce++

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"io"
 	"testing"
-
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// referenceRecords decodes a record stream under key the simplest way,
-// independently of Conn: the oracle for FuzzRecordRead.
-func referenceRecords(key [32]byte, stream []byte) ([]byte, error) {
-	aead, _ := chacha20poly1305.New(key[:])
+// referenceRecords decodes a record stream under suite and key the simplest
+// way, independently of Conn: the oracle for FuzzRecordRead.
+func referenceRecords(suite Suite, key [32]byte, stream []byte) ([]byte, error) {
+	aead, _ := referenceAEAD(suite, key)
 	var pt []byte
 	for nonce := uint64(0); len(stream) > 0; nonce++ {
 		if len(stream) < 2 {
@@ -26,9 +24,7 @@ func referenceRecords(key [32]byte, stream []byte) ([]byte, error) {
 		if len(stream) < 2+n {
 			return pt, io.ErrUnexpectedEOF
 		}
-		var nb [12]byte
-		binary.LittleEndian.PutUint64(nb[4:], nonce)
-		out, err := aead.Open(nil, nb[:], stream[2:2+n], nil)
+		out, err := aead.Open(nil, referenceNonce(suite, nonce), stream[2:2+n], nil)
 		if err != nil {
 			return pt, ErrRecordAuth
 		}
@@ -38,11 +34,15 @@ func referenceRecords(key [32]byte, stream []byte) ([]byte, error) {
 	return pt, io.EOF
 }
 
-// recordSeeds are record streams under testKeyAB for FuzzRecordRead.
-func recordSeeds(t testing.TB) [][]byte {
+// recordSeeds are record streams under suite and testKeyAB for
+// FuzzRecordRead.
+func recordSeeds(t testing.TB, suite Suite) [][]byte {
 	t.Helper()
 	join := func(recs ...[]byte) []byte { return bytes.Join(recs, nil) }
-	valid := sealRecords(t, testKeyAB, []byte{0}, []byte("hello"), nil, bytes.Repeat([]byte("x"), 300))
+	var valid [][]byte
+	for i, pt := range [][]byte{{0}, []byte("hello"), nil, bytes.Repeat([]byte("x"), 300)} {
+		valid = append(valid, sealRecordSuite(t, suite, testKeyAB, uint64(i), pt))
+	}
 	tampered := bytes.Clone(valid[1])
 	tampered[3] ^= 1
 	return [][]byte{
@@ -57,13 +57,22 @@ func recordSeeds(t testing.TB) [][]byte {
 	}
 }
 
+// FuzzRecordRead reads arbitrary record streams under either suite (aes
+// picks AESGCM) in reads of readSize bytes and compares what a Conn returns
+// with the reference decoder.
 func FuzzRecordRead(f *testing.F) {
-	for i, s := range recordSeeds(f) {
-		f.Add(s, uint16(1+i*100))
+	for _, suite := range []Suite{SuiteChaChaPoly, SuiteAESGCM} {
+		for i, s := range recordSeeds(f, suite) {
+			f.Add(s, uint16(1+i*100), suite == SuiteAESGCM)
+		}
 	}
-	f.Fuzz(func(t *testing.T, stream []byte, readSize uint16) {
-		want, wantErr := referenceRecords(testKeyAB, stream)
-		c := fixedConn(&scriptConn{input: *bytes.NewReader(stream)}, false)
+	f.Fuzz(func(t *testing.T, stream []byte, readSize uint16, aes bool) {
+		suite := SuiteChaChaPoly
+		if aes {
+			suite = SuiteAESGCM
+		}
+		want, wantErr := referenceRecords(suite, testKeyAB, stream)
+		c := fixedConnSuite(&scriptConn{input: *bytes.NewReader(stream)}, false, suite)
 		buf := make([]byte, max(int(readSize), 1))
 		var got []byte
 		var err error

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"encoding/binary"
 	"net"
 	"testing"
@@ -19,38 +21,61 @@ var (
 	testKeyBA = [32]byte{0: 0xba, 31: 0x02} // b -> a
 )
 
-// sealRecord returns one record (§4) of pt under key with the given nonce,
-// built independently of Conn.
+// sealRecord returns one ChaChaPoly record (§4) of pt under key with the
+// given nonce, built independently of Conn.
 func sealRecord(t testing.TB, key [32]byte, nonce uint64, pt []byte) []byte {
 	t.Helper()
-	aead, err := chacha20poly1305.New(key[:])
+	return sealRecordSuite(t, SuiteChaChaPoly, key, nonce, pt)
+}
+
+// sealRecordSuite returns one record of pt under suite's AEAD, key and the
+// given nonce, built independently of Conn: Noise's nonce encodings, four
+// zero bytes and the counter little-endian (ChaChaPoly) or big-endian
+// (AESGCM).
+func sealRecordSuite(t testing.TB, suite Suite, key [32]byte, nonce uint64, pt []byte) []byte {
+	t.Helper()
+	aead, err := referenceAEAD(suite, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n [chacha20poly1305.NonceSize]byte
-	binary.LittleEndian.PutUint64(n[4:], nonce)
 	rec := binary.BigEndian.AppendUint16(nil, uint16(len(pt)+aead.Overhead()))
-	return aead.Seal(rec, n[:], pt, nil)
+	return aead.Seal(rec, referenceNonce(suite, nonce), pt, nil)
 }
 
-// sealRecords returns consecutive records of each plaintext, from nonce 0.
-func sealRecords(t testing.TB, key [32]byte, pts ...[]byte) [][]byte {
-	t.Helper()
-	out := make([][]byte, len(pts))
-	for i, pt := range pts {
-		out[i] = sealRecord(t, key, uint64(i), pt)
+func referenceAEAD(suite Suite, key [32]byte) (cipher.AEAD, error) {
+	if suite == SuiteAESGCM {
+		b, err := aes.NewCipher(key[:])
+		if err != nil {
+			return nil, err
+		}
+		return cipher.NewGCM(b)
 	}
-	return out
+	return chacha20poly1305.New(key[:])
+}
+
+func referenceNonce(suite Suite, nonce uint64) []byte {
+	n := make([]byte, 12)
+	if suite == SuiteAESGCM {
+		binary.BigEndian.PutUint64(n[4:], nonce)
+	} else {
+		binary.LittleEndian.PutUint64(n[4:], nonce)
+	}
+	return n
 }
 
 // fixedConn returns a Conn over raw with the fixed test keys, as side a
 // (sends with testKeyAB) or b.
 func fixedConn(raw net.Conn, a bool) *Conn {
+	return fixedConnSuite(raw, a, SuiteChaChaPoly)
+}
+
+// fixedConnSuite is fixedConn with the given suite.
+func fixedConnSuite(raw net.Conn, a bool, suite Suite) *Conn {
 	send, recv := testKeyAB, testKeyBA
 	if !a {
 		send, recv = recv, send
 	}
-	return newConn(raw, newInbuf(raw), send, recv, testPeerID)
+	return newConn(raw, newInbuf(raw), suite, send, recv, peerIdentity{id: testPeerID, maxSize: DefaultMaxMessageSize})
 }
 
 // testPeerID is a fixed, valid PeerID for Conns built without a handshake.

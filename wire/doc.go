@@ -7,7 +7,7 @@
 // responder's, both over an already connected net.Conn and both using a
 // Local built once from the node's identity:
 //
-//	local, err := wire.NewLocal(identity)
+//	local, err := wire.NewLocal(identity, wire.Config{}) // 4 MiB messages, DefaultSuite()
 //	...
 //	conn, err := wire.Client(ctx, tcpConn, local, peer)      // dialer
 //	conn, err := wire.Server(ctx, tcpConn, local, authorize) // responder
@@ -16,8 +16,12 @@
 // revealing its own unless it is the peer it meant to reach; the responder
 // learns the dialer's in message 3 and answers with a verdict (accept, not
 // trusted, busy). The resulting *Conn is a net.Conn whose bytes travel in
-// ChaCha20-Poly1305 records; a record that fails to authenticate ends it.
+// records sealed with the suite the dialer offered (AES-256-GCM where its CPU
+// has AES instructions, else ChaCha20-Poly1305; Conn.Suite); a record that
+// fails to authenticate ends it. Each side announces the largest message it
+// accepts, and Conn.PeerMaxMessageSize is the bound on what to send.
 //
-// Messages are encoded with AppendMessage and read from a Conn with a
-// Decoder.
+// Messages are encoded with AppendMessage (or AppendHeader, with the body
+// written from where it lies by Conn.WriteBuffers) and read from a Conn
+// with a Decoder.
 package wire

@@ -21,6 +21,11 @@ var (
 	// error is a *VersionError naming both versions.
 	ErrVersion = errors.New("wire: protocol version mismatch")
 
+	// ErrSuite means the dialer's preamble offers no suite, several, or one
+	// this version does not know, or the responder does not accept the
+	// suite the dialer offered (§2).
+	ErrSuite = errors.New("wire: cipher suite not supported")
+
 	// ErrHandshakeTooLarge means a handshake message's length prefix exceeds
 	// its bound (§3.3); nothing of the message was read.
 	ErrHandshakeTooLarge = errors.New("wire: handshake message too large")

@@ -30,7 +30,7 @@ const DefaultHandshakeTimeout = 5 * time.Second
 const (
 	// noisePrologue is mixed into the Noise handshake hash: a peer with a
 	// different prologue fails at message 2 or 3 (§3.1).
-	noisePrologue = "PeerNet/1 Noise XX"
+	noisePrologue = "PeerNet/2 Noise XX"
 
 	// handshakeLenSize is the size of each handshake message's length prefix.
 	handshakeLenSize = 2
@@ -44,19 +44,45 @@ const (
 	//	offset size field
 	//	0      1    payload version, payloadVersion
 	//	1      32   Ed25519 public key (the sender's PeerID)
-	//	33     64   Ed25519 signature over staticKeyContext || noise_static_pub
-	payloadVersion = 1
-	payloadLen     = 1 + ed25519.PublicKeySize + ed25519.SignatureSize
+	//	33     4    max_message_size u32: the largest L the sender accepts (§5)
+	//	37     64   Ed25519 signature over staticKeyContext || noise_static_pub
+	payloadVersion = 2
+	maxSizeLen     = 4
+	payloadLen     = 1 + ed25519.PublicKeySize + maxSizeLen + ed25519.SignatureSize
 
 	// staticKeyContext separates the payload signature from any other use of
 	// the identity key.
 	staticKeyContext = "PeerNet/1 noise static key\x00"
 )
 
-// cipherSuite returns Noise_XX_25519_ChaChaPoly_BLAKE2s's primitives (§3.1)
+// Bounds on the maximum message size a peer may announce (§3.2): enough for
+// a call with the longest handle and some args, and at most 1 GiB, so that a
+// peer cannot talk the sender into messages no one should buffer.
+const (
+	MinMaxMessageSize = 1024
+	MaxMaxMessageSize = 1 << 30
+)
+
+// cipherSuite returns Noise_XX_25519_<suite>_BLAKE2s's primitives (§3.1)
 // with dh as its "25519".
-func cipherSuite(dh noise.DHFunc) noise.CipherSuite {
-	return noise.NewCipherSuite(dh, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+func cipherSuite(dh noise.DHFunc, s Suite) noise.CipherSuite {
+	return noise.NewCipherSuite(dh, s.noiseCipher(), noise.HashBLAKE2s)
+}
+
+// Config is what a Local announces besides its identity. The zero value
+// works: the defaults are documented per field.
+type Config struct {
+	// MaxMessageSize is the largest message L (type + body, §5) this side
+	// accepts; the peer learns it from the identity payload and never
+	// sends more. Zero means DefaultMaxMessageSize; otherwise it must be
+	// within MinMaxMessageSize..MaxMaxMessageSize.
+	MaxMessageSize int
+
+	// Suite is the cipher suite this side offers when it dials. Zero means
+	// DefaultSuite(): AES-256-GCM on a CPU with hardware AES, else
+	// ChaChaPoly. As a responder a Local accepts either suite whatever
+	// this says.
+	Suite Suite
 }
 
 // aLongTimeAgo is a deadline in the past, to unblock I/O at once.
@@ -78,6 +104,8 @@ type Local struct {
 	static  *ecdh.PrivateKey
 	keypair noise.DHKey // raw bytes of static; shared read-only with noise
 	payload []byte      // this side's identity payload (§3.2)
+	maxSize int         // the max_message_size in payload
+	suite   Suite       // what Client offers
 
 	// rand feeds the ephemeral keys; nil means crypto/rand. Tests set it to
 	// make a handshake transcript reproducible.
@@ -96,19 +124,32 @@ func (l *Local) protocolVersion() uint8 {
 
 // NewLocal creates a fresh Noise static key pair and binds it to id with one
 // signature (§3.2). It checks that the signature verifies under id's PeerID,
-// so a mismatched Signer fails here rather than at every peer.
-func NewLocal(id Signer) (*Local, error) {
+// so a mismatched Signer fails here rather than at every peer, and checks
+// cfg; it does not keep cfg.
+func NewLocal(id Signer, cfg Config) (*Local, error) {
 	static, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("wire: generating Noise static key: %w", err)
 	}
-	return newLocal(id, static)
+	return newLocal(id, static, cfg)
 }
 
 // newLocal is NewLocal with a given static key, for reproducible examples.
-func newLocal(id Signer, static *ecdh.PrivateKey) (*Local, error) {
+func newLocal(id Signer, static *ecdh.PrivateKey, cfg Config) (*Local, error) {
 	if id == nil {
 		return nil, errors.New("wire: NewLocal needs a Signer")
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxMessageSize < MinMaxMessageSize || cfg.MaxMessageSize > MaxMaxMessageSize {
+		return nil, fmt.Errorf("wire: Config.MaxMessageSize %d is outside %d..%d", cfg.MaxMessageSize, MinMaxMessageSize, MaxMaxMessageSize)
+	}
+	if cfg.Suite == 0 {
+		cfg.Suite = DefaultSuite()
+	}
+	if !cfg.Suite.valid() {
+		return nil, fmt.Errorf("wire: Config.Suite %v is not %v or %v", cfg.Suite, SuiteChaChaPoly, SuiteAESGCM)
 	}
 	peer := id.PeerID()
 	if peer.IsZero() {
@@ -124,12 +165,21 @@ func newLocal(id Signer, static *ecdh.PrivateKey) (*Local, error) {
 		id:      peer,
 		static:  static,
 		keypair: noise.DHKey{Private: static.Bytes(), Public: pub},
-		payload: appendPayload(make([]byte, 0, payloadLen), peer, sig),
+		payload: appendPayload(make([]byte, 0, payloadLen), peer, uint32(cfg.MaxMessageSize), sig),
+		maxSize: cfg.MaxMessageSize,
+		suite:   cfg.Suite,
 	}, nil
 }
 
 // PeerID returns the identity the handshake presents.
 func (l *Local) PeerID() trust.PeerID { return l.id }
+
+// MaxMessageSize returns the largest message this side accepts, as
+// announced to peers: what a Decoder for its Conns should allow.
+func (l *Local) MaxMessageSize() int { return l.maxSize }
+
+// Suite returns the cipher suite Client offers.
+func (l *Local) Suite() Suite { return l.suite }
 
 // staticKeyMessage returns what the identity payload signs: the domain
 // separation prefix and the Noise static public key.
@@ -140,36 +190,49 @@ func staticKeyMessage(noiseStatic []byte) [len(staticKeyContext) + x25519KeyLen]
 	return m
 }
 
-// appendPayload appends the identity payload of id with sig (§3.2) to b.
-func appendPayload(b []byte, id trust.PeerID, sig []byte) []byte {
+// appendPayload appends the identity payload of id with maxSize and sig
+// (§3.2) to b.
+func appendPayload(b []byte, id trust.PeerID, maxSize uint32, sig []byte) []byte {
 	key := id.Bytes()
 	b = append(b, payloadVersion)
 	b = append(b, key[:]...)
+	b = binary.BigEndian.AppendUint32(b, maxSize)
 	return append(b, sig...)
+}
+
+// peerIdentity is what an identity payload tells about its sender.
+type peerIdentity struct {
+	id      trust.PeerID
+	maxSize int // the largest message the sender accepts
 }
 
 // parsePayload checks an identity payload against the Noise static key that
 // Noise authenticated in this handshake, in the order of §3.2, and returns
-// the sender's PeerID. Every failure wraps ErrBadPayload.
-func parsePayload(p, noiseStatic []byte) (trust.PeerID, error) {
+// what it says. Every failure wraps ErrBadPayload.
+func parsePayload(p, noiseStatic []byte) (peerIdentity, error) {
 	if len(p) != payloadLen {
-		return trust.PeerID{}, fmt.Errorf("%w: %d bytes, want %d", ErrBadPayload, len(p), payloadLen)
+		return peerIdentity{}, fmt.Errorf("%w: %d bytes, want %d", ErrBadPayload, len(p), payloadLen)
 	}
 	if p[0] != payloadVersion {
-		return trust.PeerID{}, fmt.Errorf("%w: version %d, want %d", ErrBadPayload, p[0], payloadVersion)
+		return peerIdentity{}, fmt.Errorf("%w: version %d, want %d", ErrBadPayload, p[0], payloadVersion)
 	}
-	id, err := trust.PeerIDFromBytes(p[1 : 1+ed25519.PublicKeySize])
+	const sizeAt, sigAt = 1 + ed25519.PublicKeySize, 1 + ed25519.PublicKeySize + maxSizeLen
+	id, err := trust.PeerIDFromBytes(p[1:sizeAt])
 	if err != nil {
-		return trust.PeerID{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
+		return peerIdentity{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	maxSize := binary.BigEndian.Uint32(p[sizeAt:sigAt])
+	if maxSize < MinMaxMessageSize || maxSize > MaxMaxMessageSize {
+		return peerIdentity{}, fmt.Errorf("%w: max_message_size %d is outside %d..%d", ErrBadPayload, maxSize, MinMaxMessageSize, MaxMaxMessageSize)
 	}
 	if len(noiseStatic) != x25519KeyLen {
-		return trust.PeerID{}, fmt.Errorf("%w: Noise static key is %d bytes", ErrBadPayload, len(noiseStatic))
+		return peerIdentity{}, fmt.Errorf("%w: Noise static key is %d bytes", ErrBadPayload, len(noiseStatic))
 	}
 	msg := staticKeyMessage(noiseStatic)
-	if !id.Verify(msg[:], p[1+ed25519.PublicKeySize:]) {
-		return trust.PeerID{}, fmt.Errorf("%w: signature does not bind the Noise static key to %s", ErrBadPayload, id)
+	if !id.Verify(msg[:], p[sigAt:]) {
+		return peerIdentity{}, fmt.Errorf("%w: signature does not bind the Noise static key to %s", ErrBadPayload, id)
 	}
-	return id, nil
+	return peerIdentity{id: id, maxSize: int(maxSize)}, nil
 }
 
 // Verdict is the responder's answer to an authenticated dialer, sent as the
@@ -250,12 +313,14 @@ func Server(ctx context.Context, raw net.Conn, local *Local, authorize func(trus
 
 // handshake is the state of one Client or Server call.
 type handshake struct {
-	ctx    context.Context
-	raw    net.Conn
-	rd     *inbuf // handed on to the Conn: it may hold the first records
-	hs     *noise.HandshakeState
-	stop   func() bool // detaches ctx from raw
-	cancel context.CancelFunc
+	ctx       context.Context
+	raw       net.Conn
+	rd        *inbuf                // handed on to the Conn: it may hold the first records
+	hs        *noise.HandshakeState // set by start, once the suite is known
+	suite     Suite
+	stop      func() bool // detaches ctx from raw
+	cancel    context.CancelFunc
+	initiator bool
 
 	local *Local
 	out   [preambleLen + handshakeLenSize + MaxHandshakeMessage]byte
@@ -282,29 +347,35 @@ func newHandshake(ctx context.Context, raw net.Conn, local *Local, initiator boo
 		raw.Close()
 		return nil, fmt.Errorf("starting handshake: %w", err)
 	}
-	dh := &x25519{static: local.static, staticRaw: local.keypair.Private}
+	return &handshake{
+		ctx:       ctx,
+		raw:       raw,
+		rd:        newInbuf(raw),
+		stop:      context.AfterFunc(ctx, func() { raw.SetDeadline(aLongTimeAgo) }),
+		cancel:    cancel,
+		local:     local,
+		initiator: initiator,
+	}, nil
+}
+
+// start sets up the Noise handshake for suite, which names its cipher: a
+// peer that runs another suite computes another handshake hash and fails to
+// authenticate message 2 or 3 (§3.1).
+func (h *handshake) start(suite Suite) error {
+	dh := &x25519{static: h.local.static, staticRaw: h.local.keypair.Private}
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite:   cipherSuite(dh),
-		Random:        local.rand,
+		CipherSuite:   cipherSuite(dh, suite),
+		Random:        h.local.rand,
 		Pattern:       noise.HandshakeXX,
-		Initiator:     initiator,
+		Initiator:     h.initiator,
 		Prologue:      []byte(noisePrologue),
-		StaticKeypair: local.keypair,
+		StaticKeypair: h.local.keypair,
 	})
 	if err != nil {
-		cancel()
-		raw.Close()
-		return nil, fmt.Errorf("starting handshake: %w", err)
+		return err
 	}
-	return &handshake{
-		ctx:    ctx,
-		raw:    raw,
-		rd:     newInbuf(raw),
-		hs:     hs,
-		stop:   context.AfterFunc(ctx, func() { raw.SetDeadline(aLongTimeAgo) }),
-		cancel: cancel,
-		local:  local,
-	}, nil
+	h.hs, h.suite = hs, suite
+	return nil
 }
 
 // finish detaches ctx from raw. On success it clears the deadline; on error,
@@ -346,7 +417,10 @@ func (h *handshake) fail(step string, err error) error {
 func (h *handshake) client(expect trust.PeerID) (*Conn, error) {
 	// The dialer sends message 1 with its preamble, in one write, without
 	// waiting for the responder's preamble (§2).
-	out := appendPreamble(h.out[:0], h.local.protocolVersion())
+	if err := h.start(h.local.suite); err != nil {
+		return nil, h.fail("starting handshake", err)
+	}
+	out := appendPreamble(h.out[:0], h.local.protocolVersion(), h.local.suite)
 	out, _, _, err := h.writeMessage(out, nil)
 	if err != nil {
 		return nil, h.fail("writing handshake message 1", err)
@@ -354,7 +428,11 @@ func (h *handshake) client(expect trust.PeerID) (*Conn, error) {
 	if _, err := h.raw.Write(out); err != nil {
 		return nil, h.fail("writing preamble and handshake message 1", err)
 	}
-	if err := h.readPreamble(); err != nil {
+	accepted, err := h.readPreamble()
+	if err == nil {
+		err = checkAccepted(accepted, h.suite)
+	}
+	if err != nil {
 		return nil, h.fail("reading preamble", err)
 	}
 
@@ -366,10 +444,11 @@ func (h *handshake) client(expect trust.PeerID) (*Conn, error) {
 	if err != nil {
 		return nil, h.fail("reading handshake message 2", fmt.Errorf("%w: %w", ErrBadHandshake, err))
 	}
-	peer, err := parsePayload(payload, h.hs.PeerStatic())
+	pi, err := parsePayload(payload, h.hs.PeerStatic())
 	if err != nil {
 		return nil, h.fail("checking responder's identity", err)
 	}
+	peer := pi.id
 	if peer != expect {
 		return nil, h.fail("checking responder's identity", &WrongPeerError{Expected: expect, Actual: peer})
 	}
@@ -385,7 +464,7 @@ func (h *handshake) client(expect trust.PeerID) (*Conn, error) {
 		return nil, h.fail("writing handshake message 3", err)
 	}
 
-	c := newConn(h.raw, h.rd, send.UnsafeKey(), recv.UnsafeKey(), peer)
+	c := newConn(h.raw, h.rd, h.suite, send.UnsafeKey(), recv.UnsafeKey(), pi)
 	v, err := c.readVerdict()
 	if err != nil {
 		return nil, h.fail("reading verdict", err)
@@ -402,11 +481,19 @@ func (h *handshake) client(expect trust.PeerID) (*Conn, error) {
 }
 
 func (h *handshake) server(authorize func(trust.PeerID) Verdict) (*Conn, error) {
-	if _, err := h.raw.Write(appendPreamble(h.out[:0], h.local.protocolVersion())); err != nil {
+	if _, err := h.raw.Write(appendPreamble(h.out[:0], h.local.protocolVersion(), acceptedSuites)); err != nil {
 		return nil, h.fail("writing preamble", err)
 	}
-	if err := h.readPreamble(); err != nil {
+	offer, err := h.readPreamble()
+	if err != nil {
 		return nil, h.fail("reading preamble", err)
+	}
+	suite, err := parseOffer(offer)
+	if err != nil {
+		return nil, h.fail("reading preamble", err)
+	}
+	if err := h.start(suite); err != nil {
+		return nil, h.fail("starting handshake", err)
 	}
 
 	msg1, err := h.readMessage(msg1Len, msg1Len)
@@ -440,10 +527,11 @@ func (h *handshake) server(authorize func(trust.PeerID) Verdict) (*Conn, error) 
 	if err != nil {
 		return nil, h.fail("reading handshake message 3", fmt.Errorf("%w: %w", ErrBadHandshake, err))
 	}
-	peer, err := parsePayload(payload, h.hs.PeerStatic())
+	pi, err := parsePayload(payload, h.hs.PeerStatic())
 	if err != nil {
 		return nil, h.fail("checking dialer's identity", err)
 	}
+	peer := pi.id
 
 	v := authorize(peer)
 	switch v {
@@ -451,7 +539,7 @@ func (h *handshake) server(authorize func(trust.PeerID) Verdict) (*Conn, error) 
 	default:
 		return nil, fmt.Errorf("authorizing %s: %w: authorize returned %v", peer, ErrBadVerdict, v)
 	}
-	c := newConn(h.raw, h.rd, send.UnsafeKey(), recv.UnsafeKey(), peer)
+	c := newConn(h.raw, h.rd, h.suite, send.UnsafeKey(), recv.UnsafeKey(), pi)
 	if _, err := c.Write([]byte{byte(v)}); err != nil {
 		return nil, h.fail("writing verdict", err)
 	}
@@ -478,13 +566,24 @@ func (h *handshake) writeMessage(out, payload []byte) (_ []byte, cs1, cs2 *noise
 	return out, cs1, cs2, nil
 }
 
-// readPreamble reads the peer's preamble and checks it (§2).
-func (h *handshake) readPreamble() error {
+// readPreamble reads the peer's preamble, checks its magic and version, and
+// returns its suites byte (§2). It reads the suites byte only once the
+// version matches: a peer of another version may not send one.
+func (h *handshake) readPreamble() (byte, error) {
 	var p [preambleLen]byte
-	if _, err := io.ReadFull(h.rd, p[:]); err != nil {
-		return err
+	if _, err := io.ReadFull(h.rd, p[:preambleHeadLen]); err != nil {
+		return 0, err
 	}
-	return parsePreamble(p[:], h.local.protocolVersion())
+	if err := parsePreambleHead(p[:preambleHeadLen], h.local.protocolVersion()); err != nil {
+		return 0, err
+	}
+	if _, err := io.ReadFull(h.rd, p[preambleHeadLen:]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	return p[preambleHeadLen], nil
 }
 
 // readMessage reads one length-prefixed handshake message of minLen to maxLen

@@ -46,7 +46,18 @@ func signerFromSeed(t testing.TB, seed []byte) *testSigner {
 // newTestLocal returns a Local for a test identity named name.
 func newTestLocal(t testing.TB, name string) *Local {
 	t.Helper()
-	l, err := NewLocal(newTestSigner(t, name))
+	l, err := NewLocal(newTestSigner(t, name), Config{})
+	if err != nil {
+		t.Fatalf("NewLocal: %v", err)
+	}
+	return l
+}
+
+// newTestLocalSuite returns a Local for a test identity named name that
+// offers suite when it dials.
+func newTestLocalSuite(t testing.TB, name string, suite Suite) *Local {
+	t.Helper()
+	l, err := NewLocal(newTestSigner(t, name), Config{Suite: suite})
 	if err != nil {
 		t.Fatalf("NewLocal: %v", err)
 	}

@@ -18,9 +18,13 @@ import (
 )
 
 func TestCipherSuiteName(t *testing.T) {
-	got := "Noise_XX_" + string(cipherSuite(&x25519{}).Name())
-	if want := "Noise_XX_25519_ChaChaPoly_BLAKE2s"; got != want {
-		t.Errorf("protocol name %q, want %q (§3.1)", got, want)
+	for suite, want := range map[Suite]string{
+		SuiteChaChaPoly: "Noise_XX_25519_ChaChaPoly_BLAKE2s",
+		SuiteAESGCM:     "Noise_XX_25519_AESGCM_BLAKE2s",
+	} {
+		if got := "Noise_XX_" + string(cipherSuite(&x25519{}, suite).Name()); got != want {
+			t.Errorf("%v: protocol name %q, want %q (§3.1)", suite, got, want)
+		}
 	}
 }
 
@@ -208,7 +212,10 @@ func rawPeer(raw net.Conn, script []byte, closeWrite bool) <-chan []byte {
 func TestHandshakeBadLengths(t *testing.T) {
 	checkLeaks(t)
 	a, b := newTestLocal(t, "a"), newTestLocal(t, "b")
-	pre := appendPreamble(nil, ProtocolVersion)
+	// Both sides offer or accept ChaChaPoly, so the scripted preamble
+	// passes as either side's.
+	a, b = newTestLocalSuite(t, "a", SuiteChaChaPoly), newTestLocalSuite(t, "b", SuiteChaChaPoly)
+	pre := appendPreamble(nil, ProtocolVersion, SuiteChaChaPoly)
 	msg := func(n int, body int) []byte {
 		return append(append(bytes.Clone(pre), byte(n>>8), byte(n)), make([]byte, body)...)
 	}
@@ -256,7 +263,8 @@ func TestHandshakeBadLengths(t *testing.T) {
 func TestHandshakeStalled(t *testing.T) {
 	checkLeaks(t)
 	a, b := newTestLocal(t, "a"), newTestLocal(t, "b")
-	pre := appendPreamble(nil, ProtocolVersion)
+	a, b = newTestLocalSuite(t, "a", SuiteChaChaPoly), newTestLocalSuite(t, "b", SuiteChaChaPoly)
+	pre := appendPreamble(nil, ProtocolVersion, SuiteChaChaPoly)
 	tests := []struct {
 		name   string
 		server bool   // the real side under test
@@ -397,7 +405,7 @@ func TestHandshakeBadArguments(t *testing.T) {
 // fakeResponder runs a correct responder handshake on raw by hand, then
 // sends verdict as the raw bytes of the first record. It reports failures on
 // the returned channel.
-func fakeResponder(ctx context.Context, raw net.Conn, local *Local, verdict func(sendKey [32]byte) []byte) <-chan error {
+func fakeResponder(ctx context.Context, raw net.Conn, local *Local, verdict func(suite Suite, sendKey [32]byte) []byte) <-chan error {
 	errc := make(chan error, 1)
 	go func() {
 		defer raw.Close()
@@ -406,10 +414,18 @@ func fakeResponder(ctx context.Context, raw net.Conn, local *Local, verdict func
 			if err != nil {
 				return err
 			}
-			if _, err := raw.Write(appendPreamble(nil, ProtocolVersion)); err != nil {
+			if _, err := raw.Write(appendPreamble(nil, ProtocolVersion, acceptedSuites)); err != nil {
 				return err
 			}
-			if err := h.readPreamble(); err != nil {
+			offer, err := h.readPreamble()
+			if err != nil {
+				return err
+			}
+			suite, err := parseOffer(offer)
+			if err != nil {
+				return err
+			}
+			if err := h.start(suite); err != nil {
 				return err
 			}
 			msg1, err := h.readMessage(msg1Len, msg1Len)
@@ -434,7 +450,7 @@ func fakeResponder(ctx context.Context, raw net.Conn, local *Local, verdict func
 			if err != nil {
 				return err
 			}
-			if _, err := raw.Write(verdict(send.UnsafeKey())); err != nil {
+			if _, err := raw.Write(verdict(suite, send.UnsafeKey())); err != nil {
 				return err
 			}
 			io.Copy(io.Discard, raw)
@@ -449,23 +465,23 @@ func TestHandshakeBadVerdict(t *testing.T) {
 	a, b := newTestLocal(t, "a"), newTestLocal(t, "b")
 	tests := []struct {
 		name    string
-		verdict func(t testing.TB, key [32]byte) []byte
+		verdict func(t testing.TB, s Suite, key [32]byte) []byte
 		want    error
 	}{
-		{"unknown byte", func(t testing.TB, k [32]byte) []byte { return sealRecord(t, k, 0, []byte{3}) }, ErrBadVerdict},
-		{"empty record", func(t testing.TB, k [32]byte) []byte { return sealRecord(t, k, 0, nil) }, ErrBadVerdict},
-		{"two bytes", func(t testing.TB, k [32]byte) []byte { return sealRecord(t, k, 0, []byte{0, 0}) }, ErrBadVerdict},
-		{"wrong nonce", func(t testing.TB, k [32]byte) []byte { return sealRecord(t, k, 1, []byte{0}) }, ErrRecordAuth},
-		{"zero length", func(t testing.TB, k [32]byte) []byte { return []byte{0, 0} }, ErrBadRecord},
-		{"accept, then data in the same segment", func(t testing.TB, k [32]byte) []byte {
-			return append(sealRecord(t, k, 0, []byte{0}), sealRecord(t, k, 1, []byte("hello"))...)
+		{"unknown byte", func(t testing.TB, s Suite, k [32]byte) []byte { return sealRecordSuite(t, s, k, 0, []byte{3}) }, ErrBadVerdict},
+		{"empty record", func(t testing.TB, s Suite, k [32]byte) []byte { return sealRecordSuite(t, s, k, 0, nil) }, ErrBadVerdict},
+		{"two bytes", func(t testing.TB, s Suite, k [32]byte) []byte { return sealRecordSuite(t, s, k, 0, []byte{0, 0}) }, ErrBadVerdict},
+		{"wrong nonce", func(t testing.TB, s Suite, k [32]byte) []byte { return sealRecordSuite(t, s, k, 1, []byte{0}) }, ErrRecordAuth},
+		{"zero length", func(t testing.TB, s Suite, k [32]byte) []byte { return []byte{0, 0} }, ErrBadRecord},
+		{"accept, then data in the same segment", func(t testing.TB, s Suite, k [32]byte) []byte {
+			return append(sealRecordSuite(t, s, k, 0, []byte{0}), sealRecordSuite(t, s, k, 1, []byte("hello"))...)
 		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t, 10*time.Second)
 			d, r := tcpPair(t)
-			errc := fakeResponder(ctx, r, b, func(k [32]byte) []byte { return tt.verdict(t, k) })
+			errc := fakeResponder(ctx, r, b, func(s Suite, k [32]byte) []byte { return tt.verdict(t, s, k) })
 			c, err := Client(ctx, d, a, b.PeerID())
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Client error = %v, want %v", err, tt.want)
@@ -490,27 +506,43 @@ func TestNewLocal(t *testing.T) {
 	tests := []struct {
 		name   string
 		signer Signer
+		cfg    Config
 	}{
-		{"nil", nil},
-		{"zero PeerID", &testSigner{priv: good.priv}},
-		{"signature by another key", &testSigner{priv: other.priv, id: good.id}},
+		{"nil", nil, Config{}},
+		{"zero PeerID", &testSigner{priv: good.priv}, Config{}},
+		{"signature by another key", &testSigner{priv: other.priv, id: good.id}, Config{}},
+		{"max message size too small", good, Config{MaxMessageSize: MinMaxMessageSize - 1}},
+		{"max message size too large", good, Config{MaxMessageSize: MaxMaxMessageSize + 1}},
+		{"negative max message size", good, Config{MaxMessageSize: -1}},
+		{"unknown suite", good, Config{Suite: 0x04}},
+		{"two suites", good, Config{Suite: SuiteChaChaPoly | SuiteAESGCM}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if l, err := NewLocal(tt.signer); err == nil {
+			if l, err := NewLocal(tt.signer, tt.cfg); err == nil {
 				t.Errorf("NewLocal = %v, want an error", l)
 			}
 		})
 	}
-	l, err := NewLocal(good)
+	l, err := NewLocal(good, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l.PeerID() != good.id {
 		t.Errorf("PeerID = %s, want %s", l.PeerID(), good.id)
 	}
-	if _, err := parsePayload(l.payload, l.keypair.Public); err != nil {
-		t.Errorf("own payload does not parse: %v", err)
+	if l.MaxMessageSize() != DefaultMaxMessageSize || l.Suite() != DefaultSuite() {
+		t.Errorf("defaults: max %d, suite %v; want %d, %v", l.MaxMessageSize(), l.Suite(), DefaultMaxMessageSize, DefaultSuite())
+	}
+	if pi, err := parsePayload(l.payload, l.keypair.Public); err != nil || pi.maxSize != DefaultMaxMessageSize {
+		t.Errorf("own payload: %+v, %v", pi, err)
+	}
+	l, err = NewLocal(good, Config{MaxMessageSize: MinMaxMessageSize, Suite: SuiteChaChaPoly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pi, err := parsePayload(l.payload, l.keypair.Public); err != nil || pi.maxSize != MinMaxMessageSize || l.Suite() != SuiteChaChaPoly {
+		t.Errorf("configured payload: %+v, %v, suite %v", pi, err, l.Suite())
 	}
 }
 
@@ -530,7 +562,15 @@ func TestParsePayload(t *testing.T) {
 		{"short", l.payload[:payloadLen-1], static, false},
 		{"long", append(bytes.Clone(l.payload), 0), static, false},
 		{"version 0", mod(func(p []byte) []byte { p[0] = 0; return p }), static, false},
-		{"version 2", mod(func(p []byte) []byte { p[0] = 2; return p }), static, false},
+		{"version 1", mod(func(p []byte) []byte { p[0] = 1; return p }), static, false},
+		{"version 3", mod(func(p []byte) []byte { p[0] = 3; return p }), static, false},
+		{"version 1 layout", append([]byte{1}, append(bytes.Clone(l.payload[1:33]), l.payload[37:]...)...), static, false},
+		{"max size 0", withMaxSize(l.payload, 0), static, false},
+		{"max size below the minimum", withMaxSize(l.payload, MinMaxMessageSize-1), static, false},
+		{"max size above the maximum", withMaxSize(l.payload, MaxMaxMessageSize+1), static, false},
+		{"max size 2^32-1", withMaxSize(l.payload, 0xffffffff), static, false},
+		{"max size at the minimum", withMaxSize(l.payload, MinMaxMessageSize), static, true},
+		{"max size at the maximum", withMaxSize(l.payload, MaxMaxMessageSize), static, true},
 		{"zero key", mod(func(p []byte) []byte { clear(p[1:33]); return p }), static, false},
 		{"flipped key bit", mod(func(p []byte) []byte { p[5] ^= 1; return p }), static, false},
 		{"flipped signature bit", mod(func(p []byte) []byte { p[60] ^= 1; return p }), static, false},
@@ -540,12 +580,12 @@ func TestParsePayload(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := parsePayload(tt.payload, tt.static)
+			pi, err := parsePayload(tt.payload, tt.static)
 			switch {
-			case tt.ok && (err != nil || id != l.PeerID()):
-				t.Errorf("parsePayload = %s, %v; want %s", id, err, l.PeerID())
-			case !tt.ok && (!errors.Is(err, ErrBadPayload) || !id.IsZero()):
-				t.Errorf("parsePayload = %s, %v; want ErrBadPayload", id, err)
+			case tt.ok && (err != nil || pi.id != l.PeerID()):
+				t.Errorf("parsePayload = %+v, %v; want %s", pi, err, l.PeerID())
+			case !tt.ok && (!errors.Is(err, ErrBadPayload) || pi != (peerIdentity{})):
+				t.Errorf("parsePayload = %+v, %v; want ErrBadPayload", pi, err)
 			}
 		})
 	}

@@ -296,6 +296,24 @@ func timeoutMillis(d time.Duration) uint32 {
 // It allocates only to grow dst, so appending to a reused buffer of enough
 // capacity allocates nothing. It does not retain dst or m.
 func AppendMessage(dst []byte, m *Message, maxSize int) ([]byte, error) {
+	return appendMessage(dst, m, maxSize, true)
+}
+
+// AppendHeader is AppendMessage without m.Body: it checks m and appends
+// everything up to where Body starts, with a length prefix that counts
+// Body. The message is complete once len(m.Body) bytes of body follow it in
+// the stream, so a large body can be written from where it lies (with
+// Conn.WriteBuffers) instead of being copied after its header. Every type's
+// Body is its last field.
+func AppendHeader(dst []byte, m *Message, maxSize int) ([]byte, error) {
+	return appendMessage(dst, m, maxSize, false)
+}
+
+// appendMessage appends m's encoding, with Body if body is set. The exported
+// wrappers inline into their callers, so this is the only frame between them
+// and wireLen: the path runs on fresh handler goroutines, whose small stacks
+// a deeper one would make grow on every reply.
+func appendMessage(dst []byte, m *Message, maxSize int, body bool) ([]byte, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxMessageSize
 	}
@@ -306,7 +324,17 @@ func AppendMessage(dst []byte, m *Message, maxSize int) ([]byte, error) {
 	if n > maxSize || n > math.MaxUint32 {
 		return dst, fmt.Errorf("encoding %v: length %d exceeds maximum %d: %w", m.Type, n, maxSize, ErrMessageTooLarge)
 	}
-	dst = slices.Grow(dst, LengthSize+n)
+	var b []byte // the body, last field of the types that have one
+	switch m.Type {
+	case TypeCall, TypeReply, TypeSend, TypeGoaway:
+		b = m.Body
+	}
+	grow := LengthSize + n
+	if !body {
+		grow -= len(b) // L, below, still counts b
+		b = nil
+	}
+	dst = slices.Grow(dst, grow)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 	dst = append(dst, byte(m.Type))
 	switch m.Type {
@@ -315,24 +343,20 @@ func AppendMessage(dst []byte, m *Message, maxSize int) ([]byte, error) {
 		dst = binary.BigEndian.AppendUint32(dst, timeoutMillis(m.Timeout))
 		dst = append(dst, byte(len(m.Handle)))
 		dst = append(dst, m.Handle...)
-		dst = append(dst, m.Body...)
 	case TypeReply:
 		dst = binary.BigEndian.AppendUint64(dst, m.ID)
 		dst = append(dst, byte(m.Status))
-		dst = append(dst, m.Body...)
 	case TypeSend:
 		dst = append(dst, byte(len(m.Handle)))
 		dst = append(dst, m.Handle...)
-		dst = append(dst, m.Body...)
 	case TypeCancel:
 		dst = binary.BigEndian.AppendUint64(dst, m.ID)
 	case TypePing, TypePong:
 		dst = binary.BigEndian.AppendUint64(dst, m.Opaque)
 	case TypeGoaway:
 		dst = append(dst, byte(m.Code))
-		dst = append(dst, m.Body...)
 	}
-	return dst, nil
+	return append(dst, b...), nil
 }
 
 // DecodeMessage decodes the one message that b holds, length prefix
@@ -535,6 +559,12 @@ type Decoder struct {
 	handles handleCache
 	err     error // sticky: once set, every Decode returns it
 
+	// ownLarge makes every message above keptBufferMax get a buffer of
+	// its own (see OwnLargeBodies); fresh says the last decoded message's
+	// buffer is its own, for Take.
+	ownLarge bool
+	fresh    bool
+
 	// The message being read, kept across a timeout so Decode can resume.
 	hdr  [LengthSize]byte
 	hdrN int    // bytes of hdr read; LengthSize once the length is known
@@ -583,11 +613,37 @@ func (d *Decoder) Decode(m *Message) error {
 	return nil
 }
 
+// OwnLargeBodies makes d read every message longer than 4 KiB into a buffer
+// of its own, sized to the message, instead of a buffer it reuses, so that
+// Take hands such a Body over without copying it. Use it when the caller
+// keeps every large Body anyway: reading into a reused buffer and copying
+// out would touch each byte twice. Call it before the first Decode.
+func (d *Decoder) OwnLargeBodies() { d.ownLarge = true }
+
+// Take returns m.Body, just decoded by d into m, as a slice the caller
+// owns: the Body itself when its buffer belongs to that message alone (a
+// message over 128 KiB, or over 4 KiB after OwnLargeBodies), which d then
+// forgets, and otherwise a copy. An empty Body is nil. Call it at most once
+// per message, before the next Decode.
+func (d *Decoder) Take(m *Message) []byte {
+	if len(m.Body) == 0 {
+		return nil
+	}
+	if d.fresh {
+		d.fresh = false
+		return m.Body
+	}
+	return append(make([]byte, 0, len(m.Body)), m.Body...)
+}
+
 func (d *Decoder) decode(m *Message) error {
 	if d.hdrN == 0 && d.pooled != nil {
 		// The previous message's Body is dead now.
 		bodyPool.Put(d.pooled)
 		d.pooled = nil
+	}
+	if d.hdrN == 0 {
+		d.fresh = false
 	}
 	if d.hdrN < LengthSize {
 		n, err := io.ReadFull(d.r, d.hdr[d.hdrN:])
@@ -636,7 +692,11 @@ func (d *Decoder) decode(m *Message) error {
 func (d *Decoder) bodyBuffer(n int) []byte {
 	switch {
 	case n > retainedBufferMax:
+		d.fresh = true
 		return make([]byte, 0, min(n, 2*retainedBufferMax))
+	case n > keptBufferMax && d.ownLarge:
+		d.fresh = true
+		return make([]byte, 0, n)
 	case n > keptBufferMax:
 		d.pooled = bodyPool.Get().(*[]byte)
 		return (*d.pooled)[:0]

@@ -56,7 +56,7 @@ func serveIdleNode(in io.Reader, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(root)
-	n, err := startNode(root, "idle")
+	n, err := startNode(root, "idle", 0)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func measureIdle(o *options) (*idleResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		local, err := wire.NewLocal(id)
+		local, err := wire.NewLocal(id, wire.Config{})
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,10 @@
-// Command peernet-bench compares a PeerNet node (package host) with two
+// Command peernet-bench compares a PeerNet node (package host) with
 // baselines over loopback, in one process and one run: a raw TCP echo with
-// pipelined, id-tagged frames, and gRPC unary calls with a pass-through
-// bytes codec. It reports sequential latency, calls per second and MB/s with
+// pipelined, id-tagged frames (a plaintext multiplexer), the same frames
+// over a minimal Noise XX + ChaChaPoly connection (the Noise framing floor:
+// encryption with no RPC layer), and gRPC unary calls with a pass-through
+// bytes codec. PeerNet runs with its default cipher suite and, as
+// "PeerNet ChaChaPoly", with ChaChaPoly forced. It reports sequential latency, calls per second and MB/s with
 // 64 calls in flight on one connection, connect-to-first-reply time, and,
 // for PeerNet, the cost of an idle connection measured in a child process.
 //
@@ -15,7 +18,7 @@
 // Usage:
 //
 //	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0] [-launches 10]
-//	              [-only tcp,grpc,peernet,idle,plugin] [-cases seq,rps,mbps,connect]
+//	              [-only tcp,noise,grpc,peernet,peernet-chacha,idle,plugin] [-cases seq,rps,mbps,connect]
 //	              [-sizes 64,4096,65536] [-json] [-cpuprofile f] [-memprofile f] [-v]
 //
 // The default run takes about a minute and a half on two cores. For a
@@ -38,6 +41,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/peernet/peernet/wire"
 )
 
 // options are the command's flags.
@@ -62,7 +67,7 @@ type options struct {
 }
 
 var (
-	allSections = []string{"tcp", "grpc", "peernet", "idle", "plugin"}
+	allSections = []string{"tcp", "noise", "grpc", "peernet", "peernet-chacha", "idle", "plugin"}
 	allCases    = []string{"seq", "rps", "mbps", "connect"}
 )
 
@@ -178,6 +183,7 @@ func run(o *options) error {
 		Rounds:     o.rounds,
 		Launches:   o.launches,
 		Started:    time.Now().UTC().Format(time.RFC3339),
+		Suite:      wire.DefaultSuite().String(),
 	}
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)
@@ -202,8 +208,10 @@ func run(o *options) error {
 		sys     func() (system, error)
 	}{
 		{"tcp", newTCPSystem},
+		{"noise", newNoiseSystem},
 		{"grpc", newGRPCSystem},
 		{"peernet", newPeerNetSystem},
+		{"peernet-chacha", newPeerNetChaChaSystem},
 	} {
 		if !o.has(s.section) {
 			continue

@@ -10,6 +10,7 @@ import (
 
 	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/wire"
 )
 
 const echoHandle = "echo"
@@ -34,9 +35,11 @@ func dataDirRoot() (string, error) {
 // nodeSeq keeps node names unique within the process.
 var nodeSeq atomic.Int64
 
-func startNode(root, role string) (*host.Node, error) {
+// startNode starts a node whose data dir is under root; it offers suite when
+// it dials (zero: the default, AES-GCM on a CPU with AES instructions).
+func startNode(root, role string, suite wire.Suite) (*host.Node, error) {
 	name := fmt.Sprintf("bench-%s-%d", role, nodeSeq.Add(1))
-	return host.Start(host.Config{Name: name, DataDir: filepath.Join(root, name)})
+	return host.Start(host.Config{Name: name, DataDir: filepath.Join(root, name), CipherSuite: suite})
 }
 
 type peerNetClient struct {
@@ -63,9 +66,9 @@ type nodePair struct {
 }
 
 // startNodePair starts a server node, lets setup expose its handles, then
-// starts a client node and connects it. On failure everything started is
-// closed again.
-func startNodePair(setup func(server *host.Node) error) (p *nodePair, err error) {
+// starts a client node and connects it with suite. On failure everything
+// started is closed again.
+func startNodePair(suite wire.Suite, setup func(server *host.Node) error) (p *nodePair, err error) {
 	root, err := dataDirRoot()
 	if err != nil {
 		return nil, err
@@ -76,10 +79,10 @@ func startNodePair(setup func(server *host.Node) error) (p *nodePair, err error)
 			p.close()
 		}
 	}()
-	if p.server, err = startNode(root, "server"); err != nil {
+	if p.server, err = startNode(root, "server", suite); err != nil {
 		return nil, err
 	}
-	if p.client, err = startNode(root, "client"); err != nil {
+	if p.client, err = startNode(root, "client", suite); err != nil {
 		return nil, err
 	}
 	if err := trustEach(p.client, p.server); err != nil {
@@ -107,19 +110,30 @@ func (p *nodePair) close() {
 }
 
 // newPeerNetSystem starts two nodes that trust each other, exposes echo
-// (no concurrency cap) on one and connects the other to it.
-func newPeerNetSystem() (system, error) {
-	p, err := startNodePair(func(server *host.Node) error {
+// (no concurrency cap) on one and connects the other to it, with the
+// default suite.
+func newPeerNetSystem() (system, error) { return newPeerNetSuiteSystem("PeerNet", 0) }
+
+// newPeerNetChaChaSystem is newPeerNetSystem with ChaChaPoly forced: the
+// suite every connection used before version 2.
+func newPeerNetChaChaSystem() (system, error) {
+	return newPeerNetSuiteSystem(peerNetChaChaName, wire.SuiteChaChaPoly)
+}
+
+const peerNetChaChaName = "PeerNet ChaChaPoly"
+
+func newPeerNetSuiteSystem(name string, suite wire.Suite) (system, error) {
+	p, err := startNodePair(suite, func(server *host.Node) error {
 		return server.Expose(echoHandle, echoHandler, host.ExposeOptions{MaxConcurrent: -1})
 	})
 	if err != nil {
 		return system{}, err
 	}
 	return system{
-		name:   "PeerNet",
+		name:   name,
 		client: peerNetClient{p.client, p.server.Identity()},
 		connect: func(ctx context.Context) (time.Duration, error) {
-			return peerNetFirstReply(ctx, p.root, p.server)
+			return peerNetFirstReply(ctx, p.root, p.server, suite)
 		},
 		close: p.close,
 	}, nil
@@ -127,8 +141,8 @@ func newPeerNetSystem() (system, error) {
 
 // peerNetFirstReply starts a fresh node that trusts server and is trusted
 // by it (not timed), then times its TCP connect, handshake and first call.
-func peerNetFirstReply(ctx context.Context, root string, server *host.Node) (time.Duration, error) {
-	n, err := startNode(root, "dialer")
+func peerNetFirstReply(ctx context.Context, root string, server *host.Node, suite wire.Suite) (time.Duration, error) {
+	n, err := startNode(root, "dialer", suite)
 	if err != nil {
 		return 0, err
 	}

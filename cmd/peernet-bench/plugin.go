@@ -216,7 +216,7 @@ func measurePlugins(o *options) (*pluginReport, error) {
 // concurrency cap, as the in-process handler).
 func newPluginRoutedSystem(b *pluginBinaries) (system, error) {
 	var sup *plugin.Supervisor
-	p, err := startNodePair(func(server *host.Node) error {
+	p, err := startNodePair(0, func(server *host.Node) error {
 		var err error
 		sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{Node: server, SocketDir: b.socketDir})
 		if err != nil {

@@ -10,24 +10,27 @@ import (
 
 // report is everything one run measured; -json prints it as it is.
 type report struct {
-	GoVersion  string          `json:"go_version"`
-	OS         string          `json:"os"`
-	GOMAXPROCS int             `json:"gomaxprocs"`
-	NumCPU     int             `json:"num_cpu"`
-	N          int             `json:"n"`
-	Sizes      []int           `json:"sizes"`
-	Duration   string          `json:"duration"`
-	Inflight   int             `json:"inflight"`
-	Connects   int             `json:"connects"`
-	Rounds     int             `json:"rounds"`
-	Launches   int             `json:"launches"`
-	Started    string          `json:"started"`
-	Elapsed    string          `json:"elapsed"`
-	Systems    []*systemResult `json:"systems"`
-	Idle       *idleResult     `json:"idle,omitempty"`
-	Plugin     *pluginReport   `json:"plugin,omitempty"`
-	Targets    []target        `json:"targets"`
-	Notes      []string        `json:"notes"`
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	NumCPU     int    `json:"num_cpu"`
+	N          int    `json:"n"`
+	Sizes      []int  `json:"sizes"`
+	Duration   string `json:"duration"`
+	Inflight   int    `json:"inflight"`
+	Connects   int    `json:"connects"`
+	Rounds     int    `json:"rounds"`
+	Launches   int    `json:"launches"`
+	Started    string `json:"started"`
+	Elapsed    string `json:"elapsed"`
+	// Suite is the cipher suite of the PeerNet system: what a node offers
+	// on this CPU by default.
+	Suite   string          `json:"peernet_suite"`
+	Systems []*systemResult `json:"systems"`
+	Idle    *idleResult     `json:"idle,omitempty"`
+	Plugin  *pluginReport   `json:"plugin,omitempty"`
+	Targets []target        `json:"targets"`
+	Notes   []string        `json:"notes"`
 }
 
 // target is one goal PeerNet's figures are held to.
@@ -44,8 +47,11 @@ var notes = []string{
 	"raw TCP: unencrypted, unauthenticated id+length frames, pipelined on one connection; the floor.",
 	"gRPC: unary calls over one ClientConn, insecure credentials, with a pass-through []byte codec " +
 		"(no protobuf generated, marshalled or parsed): a stricter baseline than a protobuf service.",
+	"Noise floor: the raw TCP frames over a minimal Noise_XX_25519_ChaChaPoly_BLAKE2s connection (flynn/noise, " +
+		"no identities or trust check) in the records of docs/protocol.md §4: encryption with no RPC layer.",
 	"PeerNet: host.Node.Call to an in-process echo handler (MaxConcurrent -1) on an authenticated, " +
-		"encrypted (Noise, ChaCha20-Poly1305) connection; context.Background, so the default call timeout applies.",
+		"encrypted connection with the suite a node offers by default on this CPU (peernet_suite); " +
+		"context.Background, so the default call timeout applies. PeerNet ChaChaPoly: the same with ChaChaPoly forced.",
 	"MB/s counts payload bytes (10^6) per second in each direction.",
 	"CPU per call/MB: this process's user+system CPU time over the measured window divided by the calls " +
 		"(or MB): client and server together; less disturbed by other load on the machine than the rates.",
@@ -96,6 +102,7 @@ func evaluateTargets(r *report) []target {
 	ratio("64 in flight, 64 B calls/s vs gRPC", "≥ 3×", 3, false, rps, rps, grpc)
 	ratio("64 in flight, 64 B calls/s vs raw TCP", "≥ 0.5×", 0.5, false, rps, rps, tcp)
 	ratio("64 in flight, 64 KiB MB/s vs gRPC", "≥ 1×", 1, false, mbps, mbps, grpc)
+	ts = append(ts, suiteTargets(r)...)
 
 	ts = append(ts, pluginTargets(r.Plugin)...)
 
@@ -124,6 +131,44 @@ func evaluateTargets(r *report) []target {
 	return ts
 }
 
+// suiteTargets holds the bulk path to the Noise framing floor and the
+// plaintext multiplexer, and the small-call and handshake figures of the
+// default suite to those of ChaChaPoly, the only suite before protocol
+// version 2, measured in the same run.
+func suiteTargets(r *report) []target {
+	tcp, floor := r.system("raw TCP"), r.system("Noise floor")
+	pn, chacha := r.system("PeerNet"), r.system(peerNetChaChaName)
+	var ts []target
+	ratio := func(name, want string, limit float64, atMost bool, sys, base *systemResult, f func(*systemResult) float64) {
+		t := target{Name: name, Want: want, Result: "SKIP"}
+		if sys != nil && base != nil && f(sys) > 0 && f(base) > 0 {
+			t.Value = f(sys) / f(base)
+			t.Shown = fmt.Sprintf("%.2f×", t.Value)
+			pass := t.Value >= limit
+			if atMost {
+				pass = t.Value <= limit
+			}
+			t.Result = passMiss(pass)
+		}
+		ts = append(ts, t)
+	}
+	mbps := func(s *systemResult) float64 { return s.MBPerSec }
+	seq := func(size int) func(*systemResult) float64 {
+		return func(s *systemResult) float64 { v, _ := s.seq(size); return v.P50Us }
+	}
+	rps := func(s *systemResult) float64 { return s.CallsPerSec }
+	conn := func(s *systemResult) float64 { return s.ConnectUs }
+	suite := r.Suite
+	ratio("64 in flight, 64 KiB MB/s ("+suite+") vs Noise floor", "≥ 1.3×", 1.3, false, pn, floor, mbps)
+	ratio("64 in flight, 64 KiB MB/s ("+suite+") vs raw TCP", "≥ 0.6×", 0.6, false, pn, tcp, mbps)
+	ratio("64 in flight, 64 KiB MB/s (ChaChaPoly) vs Noise floor", "≥ 0.9×", 0.9, false, chacha, floor, mbps)
+	ratio("sequential 64 KiB p50 ("+suite+") vs Noise floor", "≤ 1×", 1, true, pn, floor, seq(bulkPayload))
+	ratio("sequential 64 B p50 ("+suite+") vs ChaChaPoly", "≤ 1.05×", 1.05, true, pn, chacha, seq(smallPayload))
+	ratio("64 in flight, 64 B calls/s ("+suite+") vs ChaChaPoly", "≥ 0.95×", 0.95, false, pn, chacha, rps)
+	ratio("connect + first reply p50 ("+suite+") vs ChaChaPoly", "≤ 1.05×", 1.05, true, pn, chacha, conn)
+	return ts
+}
+
 func passMiss(ok bool) string {
 	if ok {
 		return "PASS"
@@ -144,6 +189,7 @@ func (r *report) writeJSON(w io.Writer) error {
 func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "PeerNet comparative benchmark: %s %s, GOMAXPROCS=%d (%d CPUs), loopback 127.0.0.1, took %s\n",
 		r.GoVersion, r.OS, r.GOMAXPROCS, r.NumCPU, r.Elapsed)
+	fmt.Fprintf(w, "PeerNet's suite on this CPU: %s\n", r.Suite)
 	fmt.Fprintf(w, "-n %d sequential calls per size, %d in flight for %s, connect median of %d; best of %d round(s)\n\n",
 		r.N, r.Inflight, r.Duration, r.Connects, r.Rounds)
 

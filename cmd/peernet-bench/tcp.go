@@ -24,6 +24,9 @@ import (
 // matches replies by id; the server answers in order from one goroutine per
 // connection, coalescing replies into one write while more requests are
 // already buffered. It is the floor PeerNet's own costs are measured from.
+//
+// The same client and server, with every connection wrapped in Noise
+// records (noise.go), are the Noise framing floor.
 const (
 	tcpHeaderLen = 12
 	tcpMaxFrame  = 4 << 20
@@ -32,21 +35,31 @@ const (
 
 var errTCPClosed = errors.New("tcp baseline: connection closed")
 
-func newTCPSystem() (system, error) {
-	srv, err := startTCPServer()
+// wrapper turns a fresh TCP connection into the connection the frames travel
+// on: plain TCP itself, or Noise records. dialer says which side it is.
+type wrapper func(c net.Conn, dialer bool) (net.Conn, error)
+
+func plainTCP(c net.Conn, _ bool) (net.Conn, error) { return c, nil }
+
+func newTCPSystem() (system, error) { return newFramedSystem("raw TCP", plainTCP) }
+
+// newFramedSystem starts the frame echo server and one pipelining client,
+// every connection wrapped by wrap.
+func newFramedSystem(name string, wrap wrapper) (system, error) {
+	srv, err := startTCPServer(wrap)
 	if err != nil {
 		return system{}, err
 	}
-	cl, err := dialTCPClient(srv.addr())
+	cl, err := dialTCPClient(srv.addr(), wrap)
 	if err != nil {
 		srv.close()
 		return system{}, err
 	}
 	return system{
-		name:   "raw TCP",
+		name:   name,
 		client: cl,
 		connect: func(context.Context) (time.Duration, error) {
-			return tcpFirstReply(srv.addr())
+			return tcpFirstReply(srv.addr(), wrap)
 		},
 		close: func() {
 			cl.close()
@@ -57,17 +70,18 @@ func newTCPSystem() (system, error) {
 
 type tcpServer struct {
 	ln    net.Listener
+	wrap  wrapper
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 }
 
-func startTCPServer() (*tcpServer, error) {
+func startTCPServer(wrap wrapper) (*tcpServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &tcpServer{ln: ln, conns: make(map[net.Conn]struct{})}
+	s := &tcpServer{ln: ln, wrap: wrap, conns: make(map[net.Conn]struct{})}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -88,7 +102,9 @@ func (s *tcpServer) serve() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handle(c)
+			if w, err := s.wrap(c, false); err == nil {
+				s.handle(w)
+			}
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
@@ -174,9 +190,14 @@ type tcpReply struct {
 
 var tcpWaiterPool = sync.Pool{New: func() any { return make(chan tcpReply, 1) }}
 
-func dialTCPClient(addr string) (*tcpClient, error) {
-	c, err := net.Dial("tcp", addr)
+func dialTCPClient(addr string, wrap wrapper) (*tcpClient, error) {
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
+		return nil, err
+	}
+	c, err := wrap(raw, true)
+	if err != nil {
+		raw.Close()
 		return nil, err
 	}
 	cl := &tcpClient{c: c, waiters: make(map[uint64]chan tcpReply), readerDone: make(chan struct{})}
@@ -276,8 +297,9 @@ func (cl *tcpClient) close() {
 	<-cl.readerDone
 }
 
-// tcpFirstReply dials addr, echoes 64 bytes and closes.
-func tcpFirstReply(addr string) (time.Duration, error) {
+// tcpFirstReply dials addr, wraps the connection, echoes 64 bytes and
+// closes.
+func tcpFirstReply(addr string, wrap wrapper) (time.Duration, error) {
 	p := payload(smallPayload)
 	frame := make([]byte, 0, tcpHeaderLen+len(p))
 	frame = binary.BigEndian.AppendUint64(frame, 1)
@@ -286,11 +308,15 @@ func tcpFirstReply(addr string) (time.Duration, error) {
 	reply := make([]byte, len(frame))
 
 	t0 := time.Now()
-	c, err := net.Dial("tcp", addr)
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	defer raw.Close()
+	c, err := wrap(raw, true)
+	if err != nil {
+		return 0, err
+	}
 	if _, err := c.Write(frame); err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,13 +55,16 @@ func printPeers(env *cmdEnv, ps []control.Peer) error {
 	}
 	rows := make([][]any, len(ps))
 	for i, p := range ps {
-		state := "down"
+		state, maxMsg := "down", ""
 		if p.Connected {
 			state = "up"
 		}
-		rows[i] = []any{p.Label, p.ID, state, dash(p.Addr), dash(p.Source), p.AddedAt.Local().Format(time.DateTime)}
+		if p.PeerMaxMessageSize > 0 {
+			maxMsg = strconv.Itoa(p.PeerMaxMessageSize)
+		}
+		rows[i] = []any{p.Label, p.ID, state, dash(p.Addr), dash(p.Source), dash(p.Suite), dash(maxMsg), p.AddedAt.Local().Format(time.DateTime)}
 	}
-	return env.table([]any{"LABEL", "ID", "STATE", "ADDRESS", "FOUND", "TRUSTED SINCE"}, rows)
+	return env.table([]any{"LABEL", "ID", "STATE", "ADDRESS", "FOUND", "SUITE", "PEER MAX MSG", "TRUSTED SINCE"}, rows)
 }
 
 func trustCmd(env *cmdEnv, args []string) error {

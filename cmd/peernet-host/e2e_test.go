@@ -24,6 +24,7 @@ import (
 	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/wire"
 )
 
 // The end-to-end test builds the real binaries, runs real daemons in
@@ -416,6 +417,12 @@ func pair(t *testing.T, bins *binaries, cfgAlpha func(n *node) string) (alpha, b
 	beta.must(t, "trust", "add", alphaID, "alpha")
 	beta.must(t, "connect", "alpha", alpha.status(t).Listen)
 	waitUntil(t, pollTimeout, "alpha to see beta connected", func() bool { return alpha.peers(t)["beta"].Connected })
+	// The connection's suite is the dialer's offer, and each side sends
+	// up to the other's limit (docs/protocol.md §2, §5).
+	if p := alpha.peers(t)["beta"]; p.Suite != wire.DefaultSuite().String() || p.PeerMaxMessageSize != wire.DefaultMaxMessageSize {
+		t.Errorf("alpha's peers shows beta with suite %q and max message size %d, want %v and %d",
+			p.Suite, p.PeerMaxMessageSize, wire.DefaultSuite(), wire.DefaultMaxMessageSize)
+	}
 	return alpha, beta, gamma
 }
 
