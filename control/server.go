@@ -266,7 +266,7 @@ func (s *Server) peers(*http.Request) (any, error) {
 	out := make([]Peer, len(peers))
 	for i, p := range peers {
 		out[i] = Peer{ID: p.ID.String(), Label: p.Label, AddedAt: p.AddedAt, Connected: p.Connected, Addr: p.Addr, Source: p.Source}
-		if p.Connected {
+		if p.Connected && p.Suite != 0 {
 			out[i].Suite, out[i].PeerMaxMessageSize = p.Suite.String(), p.PeerMaxMessageSize
 		}
 	}
