@@ -39,18 +39,20 @@ type command struct {
 }
 
 var commands = map[string]*command{
-	"run":     {"", "run the node in the foreground (SIGHUP reloads, SIGINT/SIGTERM stop)", runNode, nil},
-	"init":    {"", "write a starter configuration and create the node's identity", initNode, initFlags},
-	"id":      {"", "print this node's PeerID", printID, nil},
-	"status":  {"", "show the running node's status", status, nil},
-	"peers":   {"", "list trusted peers and whether they are connected", peers, nil},
-	"trust":   {"add PEERID LABEL | remove PEER | list", "manage the trust list", trustCmd, nil},
-	"connect": {"PEER HOST:PORT", "connect to a peer and wait for the handshake", connect, nil},
-	"call":    {"PEER HANDLE [ARGS | -]", "call a handle on a peer and print the result (- reads ARGS from stdin)", call, nil},
-	"send":    {"PEER HANDLE [ARGS | -]", "send to a handle on a peer without waiting", send, nil},
-	"plugins": {"", "show the plugins' status", plugins, nil},
-	"reload":  {"", "re-read the configuration file and apply the difference", reload, nil},
-	"revoke":  {"PLUGIN [HANDLE]", "revoke a plugin's handle, or the whole plugin", revoke, nil},
+	"run":        {"", "run the node in the foreground (SIGHUP reloads, SIGINT/SIGTERM stop)", runNode, nil},
+	"init":       {"", "write a starter configuration and create the node's identity", initNode, initFlags},
+	"id":         {"", "print this node's PeerID", printID, nil},
+	"status":     {"", "show the running node's status", status, nil},
+	"peers":      {"", "list trusted peers and whether they are connected", peers, nil},
+	"trust":      {"add PEERID LABEL | remove PEER | list", "manage the trust list", trustCmd, nil},
+	"connect":    {"PEER HOST:PORT", "connect to a peer and wait for the handshake", connect, nil},
+	"call":       {"PEER HANDLE [ARGS | -]", "call a handle on a peer and print the result (- reads ARGS from stdin)", call, nil},
+	"send":       {"PEER HANDLE [ARGS | -]", "send to a handle on a peer without waiting", send, nil},
+	"plugins":    {"", "show the plugins' status", plugins, nil},
+	"reload":     {"", "re-read the configuration file and apply the difference", reload, nil},
+	"revoke":     {"PLUGIN [HANDLE]", "revoke a plugin's handle, or the whole plugin", revoke, nil},
+	"version":    {"", "print the version, its commit and the protocol versions spoken", printVersion, nil},
+	"completion": {"bash", "print a bash completion script: source <(peernet-host completion bash)", completion, nil},
 }
 
 func main() {
@@ -71,7 +73,7 @@ func dispatch(args []string) int {
 		usage()
 		return exitUsage
 	}
-	env := &cmdEnv{name: args[0], stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
+	env := &cmdEnv{name: args[0], stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, commands: commands}
 	fs := flag.NewFlagSet("peernet-host "+args[0], flag.ContinueOnError)
 	fs.StringVar(&env.configPath, "config", defaultConfig(), "configuration `file`; the default is $PEERNET_CONFIG if set")
 	fs.BoolVar(&env.json, "json", false, "print JSON for scripts instead of tables")
