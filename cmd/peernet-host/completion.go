@@ -28,9 +28,6 @@ func completion(env *cmdEnv, args []string) error {
 	case "bash":
 		return writeBashCompletion(env.stdout, env.commands)
 	case "peers":
-		if env.timeout == 0 {
-			env.timeout = completionTimeout
-		}
 		return env.request(completionTimeout, func(ctx context.Context, c *control.Client) error {
 			ps, err := c.Peers(ctx)
 			if err != nil {

@@ -148,7 +148,7 @@ func usage() {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, commands[n].help)
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].help)
 	}
 	fmt.Fprint(os.Stderr, "\nEvery command takes -config FILE. Run \"peernet-host COMMAND -h\" for its flags.\n")
 	fmt.Fprint(os.Stderr, "\nrun checks the whole file, and reload has the running node check the file it\n"+
