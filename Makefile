@@ -1,7 +1,8 @@
-# The README's two set-up commands are `make demo` and `make test`.
+# The README's two set-up commands are `make demo` and `make test`; its
+# Install section uses `make install`.
 GO ?= go
 
-.PHONY: demo test lint bench fmt
+.PHONY: demo test lint bench fmt install
 
 # Two peernet-host daemons with plugins, driven through the CLI; see
 # examples/demo. Binaries, configurations and logs go to .demo/.
@@ -28,6 +29,17 @@ lint:
 	fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+
+# peernet-host and the example plugins, built from this clone into
+# $(go env GOBIN), or the bin directory of the first $(go env GOPATH) entry
+# when GOBIN is unset. The plugins are named peernet-echo and peernet-kv:
+# "go install ./plugins/echo" would name one echo and shadow the shell's.
+install:
+	@bin=$$($(GO) env GOBIN); bin=$${bin:-$$($(GO) env GOPATH | cut -d: -f1)/bin}; set -e; \
+	$(GO) build -o "$$bin/peernet-host" ./cmd/peernet-host; \
+	$(GO) build -o "$$bin/peernet-echo" ./plugins/echo; \
+	$(GO) build -o "$$bin/peernet-kv" ./plugins/kv; \
+	echo "installed peernet-host, peernet-echo and peernet-kv in $$bin"
 
 bench:
 	$(GO) run ./cmd/peernet-bench

@@ -45,6 +45,7 @@ type Status struct {
 	// configuration: the control socket answers from the start, but
 	// plugin handles are exposed only as their plugins come up.
 	Ready     bool           `json:"ready"`
+	Version   string         `json:"version"` // peernet-host's, as "peernet-host version" prints it
 	Name      string         `json:"name"`
 	ID        string         `json:"id"`
 	Listen    string         `json:"listen"`

@@ -22,6 +22,7 @@ func (b backend) Status() control.Status {
 	n := b.d.node
 	st := control.Status{
 		Ready:    b.d.Ready(),
+		Version:  Version(),
 		Name:     n.Name(),
 		ID:       n.Identity().String(),
 		Listen:   n.Addr().String(),

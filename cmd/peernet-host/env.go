@@ -20,6 +20,7 @@ type cmdEnv struct {
 	timeout        time.Duration
 	stdout, stderr io.Writer
 	stdin          io.Reader
+	commands       map[string]*command // the command table, for completion
 
 	// init's flags
 	initName  string

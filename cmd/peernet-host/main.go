@@ -51,6 +51,10 @@ var commands = map[string]*command{
 	"plugins": {"", "show the plugins' status", plugins, nil},
 	"reload":  {"", "re-read the configuration file and apply the difference", reload, nil},
 	"revoke":  {"PLUGIN [HANDLE]", "revoke a plugin's handle, or the whole plugin", revoke, nil},
+
+	// Commands about peernet-host itself rather than a node.
+	"version":    {"", "print the version, its commit and the protocol versions spoken", printVersion, nil},
+	"completion": {"bash", "print a bash completion script: source <(peernet-host completion bash)", completion, nil},
 }
 
 func main() {
@@ -71,7 +75,7 @@ func dispatch(args []string) int {
 		usage()
 		return exitUsage
 	}
-	env := &cmdEnv{name: args[0], stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
+	env := &cmdEnv{name: args[0], stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, commands: commands}
 	fs := flag.NewFlagSet("peernet-host "+args[0], flag.ContinueOnError)
 	fs.StringVar(&env.configPath, "config", defaultConfig(), "configuration `file`; the default is $PEERNET_CONFIG if set")
 	fs.BoolVar(&env.json, "json", false, "print JSON for scripts instead of tables")
@@ -146,7 +150,7 @@ func usage() {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, commands[n].help)
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].help)
 	}
 	fmt.Fprint(os.Stderr, "\nEvery command takes -config FILE. Run \"peernet-host COMMAND -h\" for its flags.\n")
 	fmt.Fprint(os.Stderr, "\nrun checks the whole file, and reload has the running node check the file it\n"+
