@@ -94,7 +94,7 @@ func testVersion(t *testing.T, bins *binaries, alpha *node) {
 	if err != nil || r.code != exitOK {
 		t.Fatalf("version: %v %v", err, r)
 	}
-	for _, s := range []string{"peernet-host " + v.Version + "\n", v.Go, "wire 1, plugin 1", v.Revision} {
+	for _, s := range []string{"peernet-host " + v.Version + "\n", v.Go, fmt.Sprintf("wire %d, plugin %d", wire.ProtocolVersion, pluginsdk.ProtocolVersion), v.Revision} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("version lacks %q:\n%s", s, r.stdout)
 		}
