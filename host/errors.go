@@ -47,6 +47,11 @@ var (
 	ErrTooLarge = errors.New("host: message too large")
 	// ErrBadHandle means a handle name is empty, too long or not UTF-8.
 	ErrBadHandle = errors.New("host: bad handle name")
+	// ErrAlreadyConnected means Connect was asked for another address of
+	// a peer that is connected; the working connection is kept.
+	ErrAlreadyConnected = errors.New("host: peer already connected")
+	// ErrBadAddr means an address is not host:port with a numeric port.
+	ErrBadAddr = errors.New("host: bad address")
 )
 
 // RemoteError is a call that the remote node answered with a status other

@@ -1,0 +1,81 @@
+package host
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// budget is one peer's share of the node, counted across all of its
+// connections so that a peer gains nothing by opening more: the memory its
+// requests and unread replies hold (Config.MaxPeerMemory) and its requests
+// running (Config.MaxInflightPerPeer). A budget belongs to the peer's
+// state; connections keep a pointer to it, so a connection that outlives
+// its peer's state (untrusted while closing) still balances its account.
+type budget struct {
+	limit    int64
+	used     atomic.Int64 // args of running requests + replies queued, not yet written
+	inflight atomic.Int64 // inbound calls and sends admitted and not finished
+
+	// Readers paused for room wait on room; release wakes them only when
+	// someone waits, so the common path is two atomic operations.
+	waiters atomic.Int32
+	mu      sync.Mutex
+	room    sync.Cond
+}
+
+func newBudget(limit int) *budget {
+	b := &budget{limit: int64(limit)}
+	b.room.L = &b.mu
+	return b
+}
+
+// reserve takes n bytes if they fit in the budget and reports whether they
+// did.
+func (b *budget) reserve(n int) bool {
+	for {
+		u := b.used.Load()
+		if u+int64(n) > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+int64(n)) {
+			return true
+		}
+	}
+}
+
+// charge takes n bytes whether or not they fit: the caller holds them
+// already (a request read off the wire), and over is what pauses reading.
+func (b *budget) charge(n int) { b.used.Add(int64(n)) }
+
+func (b *budget) over() bool { return b.used.Load() > b.limit }
+
+// release returns n bytes and wakes paused readers once the budget has room.
+func (b *budget) release(n int) {
+	if n == 0 {
+		return
+	}
+	if b.used.Add(-int64(n)) <= b.limit && b.waiters.Load() > 0 {
+		b.wake()
+	}
+}
+
+func (b *budget) wake() {
+	b.mu.Lock()
+	b.room.Broadcast()
+	b.mu.Unlock()
+}
+
+// wait blocks while the budget is exceeded, until ctx is done (the
+// connection closes; whoever cancels it must call wake). It reports whether
+// there is room.
+func (b *budget) wait(ctx context.Context) bool {
+	b.mu.Lock()
+	b.waiters.Add(1)
+	for b.over() && ctx.Err() == nil {
+		b.room.Wait()
+	}
+	b.waiters.Add(-1)
+	b.mu.Unlock()
+	return ctx.Err() == nil
+}
