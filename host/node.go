@@ -486,7 +486,9 @@ func (n *Node) alreadyLocked(ps *peerState, addr string) error {
 	if ps.conn == nil {
 		return nil
 	}
-	if ps.addr == addr || ps.conn.remoteAddr().String() == addr {
+	if ps.addr == "" || ps.addr == addr || ps.conn.remoteAddr().String() == addr {
+		// Nothing to change: no redial address to replace (the peer
+		// dialled us; addr, unverified, is not recorded), or the same.
 		return errSameAddr
 	}
 	return fmt.Errorf("%w at %s (redial address %q); disconnect first to use %s", ErrAlreadyConnected, ps.conn.remoteAddr(), ps.addr, addr)
@@ -684,8 +686,10 @@ func (n *Node) register(sc *wire.Conn, dialed bool, started time.Duration) error
 	default:
 		loser = c
 	}
+	sameSide := false
 	if loser != nil {
 		ps.others = append(ps.others, loser)
+		sameSide = loser.dialed == ps.conn.dialed
 	}
 	c.start()
 	how := "accepted"
@@ -706,7 +710,7 @@ func (n *Node) register(sc *wire.Conn, dialed bool, started time.Duration) error
 	}
 	n.mu.Unlock()
 	if loser != nil {
-		if loser.dialed == c.dialed {
+		if sameSide {
 			// The side that dialled both knows the old one is dead; its
 			// calls there are lost already, and ours would wait for
 			// replies that cannot come.
