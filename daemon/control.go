@@ -54,6 +54,7 @@ func listenControl(d *Daemon, path string) (*controlServer, error) {
 	mux.HandleFunc("POST "+control.PathTrust, s.trust)
 	mux.HandleFunc("DELETE "+control.PathTrust, s.untrust)
 	mux.HandleFunc("POST "+control.PathConnect, s.connect)
+	mux.HandleFunc("POST "+control.PathDisconnect, s.disconnect)
 	mux.HandleFunc("POST "+control.PathCall, s.call)
 	mux.HandleFunc("POST "+control.PathSend, s.send)
 	mux.HandleFunc("GET "+control.PathPlugins, s.plugins)
@@ -95,11 +96,13 @@ func failErr(w http.ResponseWriter, err error) {
 		fail(w, http.StatusUnprocessableEntity, control.CodeInvalidConfig, err)
 	case errors.Is(err, host.ErrNotConnected):
 		fail(w, http.StatusConflict, control.CodeNotConnected, err)
+	case errors.Is(err, host.ErrAlreadyConnected):
+		fail(w, http.StatusConflict, control.CodeAlreadyConnected, err)
 	case errors.As(err, &re):
 		fail(w, http.StatusBadGateway, control.CodeRemote, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		fail(w, http.StatusGatewayTimeout, control.CodeTimeout, err)
-	case errors.Is(err, host.ErrBadHandle), errors.Is(err, trust.ErrBadPeerID), errors.Is(err, trust.ErrBadLabel):
+	case errors.Is(err, host.ErrBadHandle), errors.Is(err, host.ErrBadAddr), errors.Is(err, trust.ErrBadPeerID), errors.Is(err, trust.ErrBadLabel):
 		fail(w, http.StatusBadRequest, control.CodeBadRequest, err)
 	default:
 		fail(w, http.StatusInternalServerError, control.CodeFailed, err)
@@ -202,6 +205,22 @@ func (s *controlServer) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.d.node.Connect(r.Context(), id, req.Addr); err != nil {
+		failErr(w, err)
+		return
+	}
+	reply(w, struct{}{})
+}
+
+func (s *controlServer) disconnect(w http.ResponseWriter, r *http.Request) {
+	var req control.DisconnectRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	id, ok := s.resolve(w, req.Peer)
+	if !ok {
+		return
+	}
+	if err := s.d.node.Disconnect(id); err != nil {
 		failErr(w, err)
 		return
 	}
