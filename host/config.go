@@ -110,10 +110,10 @@ type Config struct {
 	// Default DefaultMaxWriteQueue.
 	MaxWriteQueue int
 
-	// PingInterval is how long a connection may receive nothing before it
-	// is pinged. A connection that has received nothing for 7/4 of it is
-	// closed as dead, so a frozen link is noticed within two intervals.
-	// Default DefaultPingInterval.
+	// PingInterval paces liveness: a connection that has received nothing
+	// for half of it is pinged, and one that has received nothing for 3/2
+	// of it is closed as dead, so a frozen link is noticed within 7/4
+	// intervals (two at most). Default DefaultPingInterval.
 	PingInterval time.Duration
 
 	// ReconnectMin and ReconnectMax bound the jittered exponential backoff

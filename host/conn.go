@@ -385,7 +385,13 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 		}
 		c.n.cfg.Observer.Served(handle, kind, st, 0)
 		if kind == KindCall {
-			c.control(&wire.Message{Type: wire.TypeReply, ID: m.ID, Status: st, Body: []byte(msg)})
+			// Charged like any reply: a peer that floods refused calls
+			// and never reads is paused by its budget, not queued for.
+			size := wire.ReplyOverhead + len(msg)
+			c.budget.charge(size)
+			if err := c.push(context.Background(), &wire.Message{Type: wire.TypeReply, ID: m.ID, Status: st, Body: []byte(msg)}, false, size); err != nil {
+				c.budget.release(size)
+			}
 		}
 	}
 	c.imu.Lock()
@@ -409,16 +415,26 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 		reject(wire.StatusOverloaded, "too many requests in flight from this peer")
 		return nil
 	}
+	var reserved int
+	if kind == KindCall {
+		if reserved = c.budget.expected(); !c.budget.reserve(reserved) {
+			c.budget.inflight.Add(-1)
+			c.imu.Unlock()
+			reject(wire.StatusOverloaded, "this peer's memory budget is taken by its calls in flight and unread replies")
+			return nil
+		}
+	}
 	e, st := c.n.admit(c.peer, m.Handle)
 	if st != wire.StatusOK {
+		c.budget.release(reserved)
 		c.budget.inflight.Add(-1)
 		c.imu.Unlock()
 		reject(st, "")
 		return nil
 	}
 	c.running++
+	in := &inbound{c: c, e: e, id: m.ID, reserved: reserved}
 	c.budget.charge(len(m.Body))
-	in := &inbound{c: c, e: e, id: m.ID}
 	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: clone(m.Body)}
 	in.ctx.parent = c.ctx
 	if m.Timeout > 0 {
@@ -430,17 +446,25 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 	c.imu.Unlock()
 	c.n.wg.Add(1)
 	go in.run()
+	if kind == KindCall && !c.budget.learned.Load() {
+		// Until one of the peer's calls has returned, its expected reply
+		// size is a guess: let the handler run before admitting the next
+		// call, so that a burst of calls to a handler with large results
+		// is held back once the first result is in.
+		runtime.Gosched()
+	}
 	return nil
 }
 
 // inbound is one admitted request: everything its goroutine needs, in one
 // allocation.
 type inbound struct {
-	c   *conn
-	e   *exposed
-	id  uint64
-	req Request
-	ctx reqCtx
+	c        *conn
+	e        *exposed
+	id       uint64
+	reserved int // budget bytes reserved for the reply
+	req      Request
+	ctx      reqCtx
 }
 
 func (in *inbound) run() {
@@ -461,7 +485,9 @@ func (in *inbound) run() {
 		if len(body)+wire.ReplyOverhead > c.n.cfg.MaxMessageSize {
 			body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
 		}
-		c.reply(in.id, st, body)
+		c.reply(in.id, st, body, in.reserved)
+	} else {
+		c.budget.release(in.reserved)
 	}
 	// Only now, with the reply queued, is the request done: its slots
 	// bound what the peer holds, and a retired connection that saw no
@@ -474,16 +500,25 @@ func (in *inbound) run() {
 	c.maybeFinishRetire()
 }
 
-// reply queues a reply without waiting. Its bytes are charged to the
-// peer's budget until written; a reply that does not fit is replaced by a
-// short "overloaded" one, so that neither the handler's goroutine nor its
-// result outlives the handler while a peer does not read.
-func (c *conn) reply(id uint64, st wire.Status, body []byte) {
+// reply queues a reply without waiting, turning the reserved bytes of the
+// budget into the reply's, which stay charged until written. A reply that
+// does not fit is replaced by a short "overloaded" one, so that neither the
+// handler's goroutine nor its result outlives the handler while a peer
+// does not read.
+func (c *conn) reply(id uint64, st wire.Status, body []byte, reserved int) {
 	size := wire.ReplyOverhead + len(body)
-	if !c.budget.reserve(size) {
+	b := c.budget
+	b.learn(size)
+	switch {
+	case size <= reserved:
+		b.release(reserved - size)
+	case b.reserve(size - reserved):
+	default:
+		b.full.Store(true)
+		b.release(reserved)
 		body, st = []byte("reply does not fit in this peer's memory budget: too much unread"), wire.StatusOverloaded
 		size = wire.ReplyOverhead + len(body)
-		c.budget.charge(size)
+		b.charge(size)
 	}
 	m := wire.Message{Type: wire.TypeReply, ID: id, Status: st, Body: body}
 	if err := c.push(context.Background(), &m, false, size); err != nil {

@@ -87,7 +87,7 @@ func TestSimultaneousDial(t *testing.T) {
 type proxy struct {
 	ln     net.Listener
 	target string
-	frozen atomic.Bool // freezes every connection, new ones too
+	frozen atomic.Bool  // freezes every connection, new ones too
 	cut    atomic.Int64 // connections numbered below it are frozen
 	seq    int64        // connections accepted; serve only
 	mu     sync.Mutex
@@ -172,7 +172,7 @@ func (p *proxy) close() {
 }
 
 func TestLivenessDetectsDeadPeer(t *testing.T) {
-	cfg := host.Config{PingInterval: 50 * time.Millisecond}
+	cfg := host.Config{PingInterval: 100 * time.Millisecond}
 	a := peernettest.Node(t, cfg)
 	b := peernettest.Node(t, cfg)
 	peernettest.TrustEach(t, a, b)
@@ -189,7 +189,7 @@ func TestLivenessDetectsDeadPeer(t *testing.T) {
 	defer cancel()
 
 	// Idle but alive: pings keep it up across many intervals.
-	deadline := time.Now().Add(400 * time.Millisecond)
+	deadline := time.Now().Add(800 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if !a.Connected(b.Identity()) {
 			t.Fatal("idle live connection was dropped")
@@ -404,9 +404,10 @@ func TestHandshakeStallAndFlood(t *testing.T) {
 }
 
 // A peer that sends but never reads cannot make the node queue without
-// bound: refusals pile up to a cap, then the node drops the connection.
+// bound: refusals are charged to its memory budget, the node stops reading
+// it once that is spent, and drops it by the write timeout.
 func TestPeerThatNeverReads(t *testing.T) {
-	nodes := peernettest.Nodes(t, 2, host.Config{MaxMessageSize: 4 << 10, MaxWriteQueue: 64 << 10})
+	nodes := peernettest.Nodes(t, 2, host.Config{MaxMessageSize: 4 << 10, MaxWriteQueue: 64 << 10, MaxPeerMemory: 64 << 10, WriteTimeout: 500 * time.Millisecond})
 	a, good := nodes[0], nodes[1]
 	expose(t, a, "echo", echo, host.ExposeOptions{})
 	p := dialRaw(t, a)

@@ -424,7 +424,7 @@ func (n *Node) setAddrLocked(peer trust.PeerID, ps *peerState, addr, via string)
 func (n *Node) peerLocked(peer trust.PeerID) *peerState {
 	ps := n.peers[peer]
 	if ps == nil {
-		ps = &peerState{budget: newBudget(n.cfg.MaxPeerMemory), dialing: make(chan struct{}, 1)}
+		ps = &peerState{budget: newBudget(n.cfg.MaxPeerMemory, n.cfg.MaxInflightPerPeer), dialing: make(chan struct{}, 1)}
 		n.peers[peer] = ps
 	}
 	return ps
@@ -878,15 +878,16 @@ func jitter(d time.Duration) time.Duration {
 
 // livenessLoop watches every connection from one loop, so an idle
 // connection costs no goroutine or timer of its own. It ticks four times
-// per PingInterval; a connection that has received nothing for a
-// PingInterval is pinged, one silent for 7/4 of it is closed as dead (a
-// frozen link is noticed within two intervals), and one whose write has
-// made no progress for WriteTimeout is closed as not reading, even if the
-// peer keeps sending.
+// per PingInterval and sees a connection's silence to within a tick: one
+// that has received nothing for half a PingInterval is pinged, one silent
+// for 3/2 of it is closed as dead (so a frozen link is noticed within 7/4
+// intervals, and a pong has a whole interval to come back), and one whose
+// write has made no progress for WriteTimeout is closed as not reading,
+// even if the peer keeps sending.
 func (n *Node) livenessLoop() {
 	t := time.NewTicker(n.cfg.PingInterval / 4)
 	defer t.Stop()
-	dead := n.cfg.PingInterval * 7 / 4
+	dead := n.cfg.PingInterval * 3 / 2
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -911,7 +912,7 @@ func (n *Node) livenessLoop() {
 			case silent >= dead:
 				c.log.Warn("peer silent; closing connection", "silent_for", silent)
 				c.shutdown(&connLostError{errors.New("peer did not answer pings")}, false)
-			case silent >= n.cfg.PingInterval && !c.pinged:
+			case silent >= n.cfg.PingInterval/2 && !c.pinged:
 				c.pinged = true
 				c.ping()
 			}

@@ -17,8 +17,8 @@ const (
 	// connected: mDNS announces at once and again after 1 s.
 	discoverLimit = 5 * time.Second
 	// downLimit bounds the time from a link going down to the peer-down
-	// event: a connection silent for 7/4 ping intervals is closed (within
-	// two), with room for a loaded machine.
+	// event: a connection silent for 3/2 ping intervals is closed (within
+	// 7/4), with room for a loaded machine.
 	downLimit = 4*pingInterval + 500*time.Millisecond
 	// failFastLimit bounds a call to a disconnected peer.
 	failFastLimit = time.Second
