@@ -42,6 +42,7 @@ type hostileResult struct {
 	FloodCalls     int64   `json:"flood_calls_written"`
 	FloodBaseRSS   uint64  `json:"flood_base_rss_bytes"`
 	FloodPeakRSS   uint64  `json:"flood_peak_rss_bytes"`  // VmHWM of the node's process
+	FloodLiveHeap  uint64  `json:"flood_live_heap_bytes"` // HeapInuse after GC at the end of the flood, the peer still connected
 	FloodWriteWait float64 `json:"flood_seconds_blocked"` // of the flood, time the attacker's writes were blocked
 
 	Stalled        int     `json:"stalled_sockets"`
@@ -175,7 +176,11 @@ func measureFlood(r *hostileResult) error {
 	if err != nil {
 		return err
 	}
-	r.FloodPeakRSS, err = strconv.ParseUint(l, 10, 64)
+	if r.FloodPeakRSS, err = strconv.ParseUint(l, 10, 64); err != nil {
+		return err
+	}
+	after, err := ch.stats()
+	r.FloodLiveHeap = after.HeapInuse
 	return err
 }
 
