@@ -191,11 +191,11 @@ func (r *report) writeTable(w io.Writer) {
 	if h := r.Hostile; h != nil {
 		fmt.Fprintln(w, "Hostile peers (default limits):")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  flood: %d calls to a %s handler in %.1f s, never read	peak RSS %s	(%s before; budget %s; writes blocked %.1f s)\n",
-			h.FloodCalls, mib(float64(h.FloodResult)), h.FloodSeconds, mib(float64(h.FloodPeakRSS)), mib(float64(h.FloodBaseRSS)), mib(float64(h.FloodBudget)), h.FloodWriteWait)
-		fmt.Fprintf(tw, "  %d stalled sockets: %d of %d trusted handshakes succeeded	p50 %.0f µs, max %.0f µs	(unloaded p50 %.0f µs; %d within 2×)\n",
+		fmt.Fprintf(tw, "  flood: %d calls to a %s handler in %.1f s, never read\tpeak RSS %s\t(%s before; budget %s; live heap after GC %s; writes blocked %.1f s)\n",
+			h.FloodCalls, mib(float64(h.FloodResult)), h.FloodSeconds, mib(float64(h.FloodPeakRSS)), mib(float64(h.FloodBaseRSS)), mib(float64(h.FloodBudget)), mib(float64(h.FloodLiveHeap)), h.FloodWriteWait)
+		fmt.Fprintf(tw, "  %d stalled sockets: %d of %d trusted handshakes succeeded\tp50 %.0f µs, max %.0f µs\t(unloaded p50 %.0f µs; %d within 2×)\n",
 			h.Stalled, h.Succeeded, h.Handshakes, h.AttackP50Us, h.AttackMaxUs, h.UnloadedP50Us, h.WithinTwiceP50)
-		fmt.Fprintf(tw, "  frozen link, ping interval %s, worst of %d	down after %.0f ms	reconnect to first call %.0f ms\n",
+		fmt.Fprintf(tw, "  frozen link, ping interval %s, worst of %d\tdown after %.0f ms\treconnect to first call %.0f ms\n",
 			h.PingInterval, h.Trials, h.FrozenToDownMs, h.ReconnectToCallMs)
 		tw.Flush()
 		fmt.Fprintln(w)
