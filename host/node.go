@@ -885,9 +885,12 @@ func jitter(d time.Duration) time.Duration {
 // write has made no progress for WriteTimeout is closed as not reading,
 // even if the peer keeps sending.
 func (n *Node) livenessLoop() {
-	t := time.NewTicker(n.cfg.PingInterval / 4)
+	tick := n.cfg.PingInterval / 4
+	t := time.NewTicker(tick)
 	defer t.Stop()
-	dead := n.cfg.PingInterval * 3 / 2
+	// Silence is measured in whole ticks: half a tick of slack keeps a
+	// tick that fires a little early from deciding a tick late.
+	dead, ping := n.cfg.PingInterval*3/2-tick/2, n.cfg.PingInterval/2-tick/2
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -912,7 +915,7 @@ func (n *Node) livenessLoop() {
 			case silent >= dead:
 				c.log.Warn("peer silent; closing connection", "silent_for", silent)
 				c.shutdown(&connLostError{errors.New("peer did not answer pings")}, false)
-			case silent >= n.cfg.PingInterval/2 && !c.pinged:
+			case silent >= ping && !c.pinged:
 				c.pinged = true
 				c.ping()
 			}
