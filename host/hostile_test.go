@@ -109,7 +109,7 @@ func TestHostileNonReadingPeer(t *testing.T) {
 		msgMax = 1 << 20
 	)
 	obs := &countingObserver{}
-	cfg := host.Config{MaxPeerMemory: budget, MaxMessageSize: msgMax, WriteTimeout: 4 * time.Second, PingInterval: time.Second, Observer: obs}
+	cfg := host.Config{MaxPeerMemory: budget, MaxMessageSize: msgMax, WriteTimeout: 4 * time.Second, Observer: obs}
 	nodes := peernettest.Nodes(t, 2, cfg)
 	a, good := nodes[0], nodes[1]
 	big := bytes.Repeat([]byte("x"), result)
