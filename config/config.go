@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -19,9 +20,15 @@ type File struct {
 	// resolved against its directory.
 	Path string
 
-	Node      Node
-	Peers     []Peer   // in file order
-	Plugins   []Plugin // in file order
+	Node  Node
+	Peers []Peer // in file order
+	// Plugins are the plugin blocks, in file order, as the supervisor
+	// takes them: Path is the absolute path of an existing executable, Env
+	// the sorted "KEY=value" pairs of the env map, PluginConfig the config
+	// object as JSON ("{}" when the file sets none), and each handle's
+	// Allow says explicitly whether every trusted peer or only the listed
+	// ones (possibly none) may use it.
+	Plugins   []plugin.Config
 	Discovery Discovery
 	Telemetry Telemetry
 }
@@ -68,49 +75,6 @@ type Peer struct {
 	Address string // host:port, or "" if the address comes from discovery
 }
 
-// Plugin is a plugin block: a plugin process and the handles it exposes.
-type Plugin struct {
-	Name    string // the block label; unique in the file
-	Command string // absolute path of an existing executable file
-	Args    []string
-	// Env is the plugin's entire environment, apart from the variables
-	// go-plugin itself sets. Nil when the file sets none.
-	Env map[string]string
-	// SHA256 is the expected digest of Command, 64 lowercase hex digits.
-	SHA256 string
-	// Config is the plugin's config object encoded as JSON, "{}" when the
-	// file sets none. Paths in it are passed as written.
-	Config []byte
-	// GracePeriod bounds how long a stopped or swapped-out generation may
-	// take to finish its calls in flight; 0 cancels them at once.
-	GracePeriod time.Duration
-	Restart     Restart
-	// Handles lists the handles exposed from this plugin, in file order.
-	// Handles the plugin serves that are not listed stay closed.
-	Handles []Handle
-}
-
-// Restart is a plugin's crash policy: after more than MaxCrashes crashes
-// within Window the plugin is marked failed; before that it is restarted
-// after a jittered exponential backoff between BackoffMin and BackoffMax.
-type Restart struct {
-	MaxCrashes int
-	Window     time.Duration
-	BackoffMin time.Duration
-	BackoffMax time.Duration
-}
-
-// Handle is a handle block: one handle a plugin serves, and who may use it.
-// Its fields map onto host.ExposeOptions.
-type Handle struct {
-	Name string
-	// Allow lists the only peers that may use the handle, with peer labels
-	// resolved; nil means every trusted peer, empty means none.
-	Allow         []trust.PeerID
-	MaxConcurrent int
-	Timeout       time.Duration // 0: only the caller's deadline applies
-}
-
 // Discovery is the discovery block.
 type Discovery struct {
 	MDNS       bool     // announce this node and browse for peers with mDNS
@@ -150,6 +114,32 @@ func Parse(src []byte, filename string) (*File, error) {
 		return nil, e
 	}
 	return f, nil
+}
+
+// Location is what a configuration file says about where its node keeps
+// its state: enough to find the node's identity and its control socket.
+type Location struct {
+	Name    string // the node block's name
+	DataDir string // the node block's data_dir, absolute
+}
+
+// Locate reads only the node block's name and data_dir from the file at
+// path, by the same rules as Load: data_dir relative to the file's
+// directory, the same checks. Beyond its syntax and the node block's
+// attribute names, the rest of the file is not checked, so Locate succeeds
+// on a file that Load refuses because, say, a plugin's binary is missing;
+// that is what lets peernet-host reach a running node whatever has since
+// happened to its file. Errors are as for Load.
+func Locate(path string) (Location, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return Location{}, fmt.Errorf("config: reading configuration: %w", err)
+	}
+	loc, diags, files := locateFile(src, path)
+	if e := newDiagError(diags, files); e != nil {
+		return Location{}, e
+	}
+	return loc, nil
 }
 
 // HostConfig returns the host.Config for the node block, with logger as the

@@ -22,6 +22,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
 )
@@ -29,8 +31,9 @@ import (
 // decoder carries the state of one decodeFile call: the diagnostics so far
 // and the names already seen, for duplicate and reference checks.
 type decoder struct {
-	dir   string // absolute directory of the file
-	diags hcl.Diagnostics
+	filePath string // absolute path of the file
+	dir      string // its directory
+	diags    hcl.Diagnostics
 
 	peerByLabel  map[string]*declared
 	peerByID     map[trust.PeerID]*declared
@@ -57,20 +60,41 @@ func (d *decoder) add(diag *hcl.Diagnostic) { d.diags = append(d.diags, diag) }
 // parser's files (for DiagError.Format); the File is meaningful only when
 // diags has no errors.
 func decodeFile(src []byte, filename string) (*File, hcl.Diagnostics, map[string]*hcl.File) {
+	var f *File
+	diags, files := decode(src, filename, func(d *decoder, root hcl.Body, start hcl.Range) {
+		f = d.file(root, start)
+	})
+	return f, diags, files
+}
+
+// locateFile is decodeFile for Locate: it decodes only locateSpec.
+func locateFile(src []byte, filename string) (Location, hcl.Diagnostics, map[string]*hcl.File) {
+	var loc Location
+	diags, files := decode(src, filename, func(d *decoder, root hcl.Body, start hcl.Range) {
+		loc = d.locate(root, start)
+	})
+	return loc, diags, files
+}
+
+// decode parses src and, unless its syntax is wrong, calls body with a
+// fresh decoder, the file's root body and the range of its start. It
+// returns the diagnostics of both and the parser's files.
+func decode(src []byte, filename string, body func(d *decoder, root hcl.Body, start hcl.Range)) (hcl.Diagnostics, map[string]*hcl.File) {
 	p := hclparse.NewParser()
 	hf, diags := p.ParseHCL(src, filename)
 	if diags.HasErrors() {
 		// Decoding a body the parser gave up on mostly repeats the syntax
 		// error in other words.
-		return nil, diags, p.Files()
+		return diags, p.Files()
 	}
 	start := hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos}
 	abs, err := filepath.Abs(filename)
 	if err != nil {
-		return nil, append(diags, diagAt(start, "Cannot resolve the file's path",
+		return append(diags, diagAt(start, "Cannot resolve the file's path",
 			"Relative paths in %s cannot be resolved: %v.", filename, err)), p.Files()
 	}
 	d := &decoder{
+		filePath:     abs,
 		dir:          filepath.Dir(abs),
 		diags:        diags,
 		peerByLabel:  make(map[string]*declared),
@@ -78,8 +102,14 @@ func decodeFile(src []byte, filename string) (*File, hcl.Diagnostics, map[string
 		pluginByName: make(map[string]hcl.Range),
 		handleOwner:  make(map[string]handleOwner),
 	}
-	f := &File{Path: abs}
-	root := d.decodeBody(hf.Body, schema, start, "The file")
+	body(d, hf.Body, start)
+	return d.diags, p.Files()
+}
+
+// file decodes the whole file.
+func (d *decoder) file(hb hcl.Body, start hcl.Range) *File {
+	f := &File{Path: d.filePath}
+	root := d.decodeBody(hb, schema, start, "The file")
 	if b := root.first("node"); b != nil {
 		f.Node = d.node(b)
 	}
@@ -93,7 +123,22 @@ func decodeFile(src []byte, filename string) (*File, hcl.Diagnostics, map[string
 	}
 	f.Discovery = d.discovery(root.first("discovery"))
 	f.Telemetry = d.telemetry(root.first("telemetry"))
-	return f, d.diags, p.Files()
+	return f
+}
+
+// locate decodes the node block's name and data_dir.
+func (d *decoder) locate(hb hcl.Body, start hcl.Range) Location {
+	root := d.decodeBody(hb, locateSpec, start, "The file")
+	blk := root.first("node")
+	if blk == nil {
+		return Location{}
+	}
+	// The node block's attribute names are still checked: a misspelt
+	// data_dir or name is then reported with the right spelling, not
+	// only as missing.
+	_, diags := blk.Body.Content(nodeSpec.hclSchema())
+	d.diags = append(d.diags, diags...)
+	return d.location(d.decodeBody(blk.Body, locateSpec.blocks[0], blk.DefRange, "The node block"))
 }
 
 // attrVal is one decoded attribute.
@@ -120,6 +165,9 @@ type body struct {
 func (d *decoder) decodeBody(b hcl.Body, spec *blockSpec, def hcl.Range, what string) *body {
 	out := &body{spec: spec, def: def, attrs: make(map[string]attrVal), blocks: make(map[string][]*hcl.Block)}
 	content, diags := b.Content(spec.hclSchema())
+	if spec.partial {
+		content, _, diags = b.PartialContent(spec.hclSchema())
+	}
 	d.diags = append(d.diags, diags...)
 	for _, a := range spec.attrs {
 		attr, ok := content.Attributes[a.name]
@@ -524,8 +572,10 @@ func (d *decoder) duration(a attrSpec, s string, rng hcl.Range) (time.Duration, 
 // node decodes the node block.
 func (d *decoder) node(blk *hcl.Block) Node {
 	b := d.decodeBody(blk.Body, nodeSpec, blk.DefRange, "The node block")
+	loc := d.location(b)
 	n := Node{
-		Name:               b.str("name"),
+		Name:               loc.Name,
+		DataDir:            loc.DataDir,
 		Listen:             b.str("listen"),
 		CallTimeout:        b.dur("call_timeout"),
 		HandshakeTimeout:   b.dur("handshake_timeout"),
@@ -536,18 +586,6 @@ func (d *decoder) node(blk *hcl.Block) Node {
 		MaxHandshakes:      b.int("max_handshakes"),
 		MaxInflightPerPeer: b.int("max_inflight_per_peer"),
 		ShutdownGrace:      b.dur("shutdown_grace"),
-	}
-	if _, ok := b.get("name"); ok {
-		if why := checkName(n.Name); why != "" {
-			d.add(diagAt(b.rng("name"), "Invalid node name", "name = %q %s.", n.Name, why))
-		}
-	}
-	if dir, ok := b.get("data_dir"); ok {
-		if s := dir.v.(string); s == "" {
-			d.add(diagAt(dir.rng, "Invalid data_dir", "data_dir must not be empty; it is where the node keeps its identity key and trust list."))
-		} else {
-			n.DataDir = d.path(s)
-		}
 	}
 	if _, ok := b.get("listen"); ok {
 		if why := checkHostPort(n.Listen, false, 0); why != "" {
@@ -570,6 +608,25 @@ func (d *decoder) node(blk *hcl.Block) Node {
 
 	d.checkOrder(b, "reconnect_min", "reconnect_max")
 	return n
+}
+
+// location decodes and checks the node block's name and data_dir: all
+// that Locate reads of a file.
+func (d *decoder) location(b *body) Location {
+	loc := Location{Name: b.str("name")}
+	if _, ok := b.get("name"); ok {
+		if why := checkName(loc.Name); why != "" {
+			d.add(diagAt(b.rng("name"), "Invalid node name", "name = %q %s.", loc.Name, why))
+		}
+	}
+	if dir, ok := b.get("data_dir"); ok {
+		if s := dir.v.(string); s == "" {
+			d.add(diagAt(dir.rng, "Invalid data_dir", "data_dir must not be empty; it is where the node keeps its identity key and trust list."))
+		} else {
+			loc.DataDir = d.path(s)
+		}
+	}
+	return loc
 }
 
 var logLevelNames = []string{"trace", "debug", "info", "warn", "error"}
@@ -654,17 +711,17 @@ func reason(err, sentinel error) string {
 }
 
 // plugin decodes a plugin block.
-func (d *decoder) plugin(blk *hcl.Block) Plugin {
+func (d *decoder) plugin(blk *hcl.Block) plugin.Config {
 	name, nameRng := blk.Labels[0], blk.LabelRanges[0]
 	b := d.decodeBody(blk.Body, pluginSpec, blk.DefRange, fmt.Sprintf("plugin %q", name))
-	p := Plugin{
-		Name:        name,
-		SHA256:      strings.ToLower(b.str("sha256")),
-		GracePeriod: b.dur("grace_period"),
-		Config:      []byte("{}"),
+	p := plugin.Config{
+		Name:         name,
+		SHA256:       strings.ToLower(b.str("sha256")),
+		GracePeriod:  b.dur("grace_period"),
+		PluginConfig: []byte("{}"),
 	}
-	if why := checkName(name); why != "" {
-		d.add(diagAt(nameRng, "Invalid plugin name", "Plugin name %q %s.", name, why))
+	if err := plugin.CheckName(name); err != nil {
+		d.add(diagAt(nameRng, "Invalid plugin name", "Plugin name %q %s.", name, reason(err, plugin.ErrBadName)))
 	} else if first, dup := d.pluginByName[name]; dup {
 		d.add(diagAt(nameRng, "Duplicate plugin", "A plugin named %q is already declared at %s.", name, posString(first)))
 	} else {
@@ -672,7 +729,7 @@ func (d *decoder) plugin(blk *hcl.Block) Plugin {
 	}
 
 	if cmd, set := b.get("command"); set {
-		p.Command = d.command(cmd.v.(string), cmd.rng)
+		p.Path = d.command(cmd.v.(string), cmd.rng)
 	}
 	if args, set := b.get("args"); set {
 		for i, a := range args.v.([]string) {
@@ -699,8 +756,8 @@ func (d *decoder) plugin(blk *hcl.Block) Plugin {
 				d.add(diagAt(rng, "Invalid environment variable", "env value of %s contains a NUL character.", k))
 			}
 		}
-		if len(m) > 0 {
-			p.Env = m
+		for _, k := range sortedKeys(m) {
+			p.Env = append(p.Env, k+"="+m[k])
 		}
 	}
 	if _, set := b.get("sha256"); set {
@@ -710,7 +767,7 @@ func (d *decoder) plugin(blk *hcl.Block) Plugin {
 		}
 	}
 	if cfg, set := b.get("config"); set {
-		p.Config = cfg.v.([]byte)
+		p.PluginConfig = cfg.v.([]byte)
 	}
 
 	rb := &body{spec: restartSpec}
@@ -718,7 +775,7 @@ func (d *decoder) plugin(blk *hcl.Block) Plugin {
 		rb = d.decodeBody(r.Body, restartSpec, r.DefRange, fmt.Sprintf("The restart block of plugin %q", name))
 		d.checkOrder(rb, "backoff_min", "backoff_max")
 	}
-	p.Restart = Restart{
+	p.Restart = plugin.RestartPolicy{
 		MaxCrashes: rb.int("max_crashes"),
 		Window:     rb.dur("window"),
 		BackoffMin: rb.dur("backoff_min"),
@@ -761,12 +818,13 @@ func (d *decoder) command(s string, rng hcl.Range) string {
 }
 
 // handle decodes a handle block of plugin pluginName.
-func (d *decoder) handle(blk *hcl.Block, pluginName string) Handle {
+func (d *decoder) handle(blk *hcl.Block, pluginName string) plugin.Handle {
 	name, nameRng := blk.Labels[0], blk.LabelRanges[0]
 	b := d.decodeBody(blk.Body, handleSpec, blk.DefRange, fmt.Sprintf("handle %q of plugin %q", name, pluginName))
-	h := Handle{Name: name, MaxConcurrent: b.int("max_concurrent"), Timeout: b.dur("timeout")}
+	h := plugin.Handle{Name: name}
+	h.MaxConcurrent, h.Timeout = b.int("max_concurrent"), b.dur("timeout")
 	switch {
-	case name == "" || len(name) > wire.MaxHandleLen || !utf8.ValidString(name):
+	case wire.CheckHandle(name) != nil:
 		d.add(diagAt(nameRng, "Invalid handle name",
 			"Handle name %q must be 1 to %d bytes of UTF-8, as the wire protocol carries it.", name, wire.MaxHandleLen))
 	default:
@@ -780,12 +838,13 @@ func (d *decoder) handle(blk *hcl.Block, pluginName string) Handle {
 	}
 
 	if allow, set := b.get("allow"); set {
-		h.Allow = []trust.PeerID{}
+		var ids []trust.PeerID
 		for i, s := range allow.v.([]string) {
-			if id := d.allowed(s, allow.elems[i]); !id.IsZero() && !slices.Contains(h.Allow, id) {
-				h.Allow = append(h.Allow, id)
+			if id := d.allowed(s, allow.elems[i]); !id.IsZero() {
+				ids = append(ids, id)
 			}
 		}
+		h.Allow = host.AllowOnly(ids...)
 	}
 	return h
 }

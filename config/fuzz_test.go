@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// FuzzParse checks that Parse never panics, and that it returns either a
-// File or a *DiagError whose every diagnostic has a position and a message.
+// FuzzParse checks that Parse never panics, that it returns either a File
+// or a *DiagError whose every diagnostic has a position and a message, and
+// that Locate agrees with it.
 func FuzzParse(f *testing.F) {
 	paths, err := filepath.Glob("testdata/*/*.hcl")
 	if err != nil || len(paths) == 0 {
@@ -29,6 +30,7 @@ func FuzzParse(f *testing.F) {
 	// the fuzzer can reach the stand-in binaries.
 	filename := filepath.Join("testdata", "valid", "fuzz.hcl")
 	f.Fuzz(func(t *testing.T, src []byte) {
+		checkLocateAgrees(t, src, filename)
 		file, err := Parse(src, filename)
 		if err == nil {
 			if file == nil {

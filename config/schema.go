@@ -10,26 +10,18 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/wire"
 )
 
-// Defaults that the host package does not define. Every default the file
+// Defaults that neither host nor host/plugin defines. Every default the file
 // format has is in the schema below; these are exported for programs that
 // build a File, or a plugin supervisor, without a file.
 const (
 	DefaultLogLevel      = "info"
 	DefaultLogFormat     = LogFormatText
 	DefaultShutdownGrace = 10 * time.Second
-	DefaultGracePeriod   = 5 * time.Second
-	DefaultMaxCrashes    = 5
-	DefaultCrashWindow   = time.Minute
-	DefaultBackoffMin    = 200 * time.Millisecond
-	DefaultBackoffMax    = 10 * time.Second
 )
-
-// minMessageSize mirrors host's lower bound on Config.MaxMessageSize, so a
-// value host would refuse at start is caught here with a file position.
-const minMessageSize = 1024
 
 // kind is the type of an attribute's value, as written and as decoded.
 type kind int
@@ -116,8 +108,11 @@ type blockSpec struct {
 	multi bool
 	// required makes the block mandatory.
 	required bool
-	attrs    []attrSpec
-	blocks   []*blockSpec
+	// partial leaves attributes and blocks the spec does not list
+	// unchecked, for a spec that decodes only part of a block (locateSpec).
+	partial bool
+	attrs   []attrSpec
+	blocks  []*blockSpec
 }
 
 // hclSchema is the body schema HCL checks the block's body against. Required
@@ -166,11 +161,24 @@ var nodeSpec = &blockSpec{
 		{name: "ping_interval", kind: kindDuration, def: host.DefaultPingInterval, min: 1},
 		{name: "reconnect_min", kind: kindDuration, def: host.DefaultReconnectMin, min: 1},
 		{name: "reconnect_max", kind: kindDuration, def: host.DefaultReconnectMax, min: 1},
-		{name: "max_message_size", kind: kindInt, def: wire.DefaultMaxMessageSize, min: minMessageSize},
+		{name: "max_message_size", kind: kindInt, def: wire.DefaultMaxMessageSize, min: host.MinMessageSize},
 		{name: "max_handshakes", kind: kindInt, def: host.DefaultMaxHandshakes, min: 1},
 		{name: "max_inflight_per_peer", kind: kindInt, def: host.DefaultMaxInflightPerPeer, min: 1},
 		{name: "shutdown_grace", kind: kindDuration, def: DefaultShutdownGrace},
 	},
+}
+
+// locateSpec is the part of the file that Locate decodes: the node block's
+// name and data_dir, with nodeSpec's own attribute specs, in a root whose
+// other blocks are left alone.
+var locateSpec = &blockSpec{
+	partial: true,
+	blocks: []*blockSpec{{
+		typ:      nodeSpec.typ,
+		required: true,
+		partial:  true,
+		attrs:    []attrSpec{nodeSpec.attr("name"), nodeSpec.attr("data_dir")},
+	}},
 }
 
 var peerSpec = &blockSpec{
@@ -186,10 +194,10 @@ var peerSpec = &blockSpec{
 var restartSpec = &blockSpec{
 	typ: "restart",
 	attrs: []attrSpec{
-		{name: "max_crashes", kind: kindInt, def: DefaultMaxCrashes},
-		{name: "window", kind: kindDuration, def: DefaultCrashWindow, min: 1},
-		{name: "backoff_min", kind: kindDuration, def: DefaultBackoffMin, min: 1},
-		{name: "backoff_max", kind: kindDuration, def: DefaultBackoffMax, min: 1},
+		{name: "max_crashes", kind: kindInt, def: plugin.DefaultMaxCrashes},
+		{name: "window", kind: kindDuration, def: plugin.DefaultCrashWindow, min: 1},
+		{name: "backoff_min", kind: kindDuration, def: plugin.DefaultBackoffMin, min: 1},
+		{name: "backoff_max", kind: kindDuration, def: plugin.DefaultBackoffMax, min: 1},
 	},
 }
 
@@ -214,7 +222,7 @@ var pluginSpec = &blockSpec{
 		{name: "env", kind: kindStringMap, none: "`{}`"},
 		{name: "sha256", kind: kindString, required: true, example: `"…" (the output of "sha256sum" on the binary)`},
 		{name: "config", kind: kindObject, none: "`{}`"},
-		{name: "grace_period", kind: kindDuration, def: DefaultGracePeriod},
+		{name: "grace_period", kind: kindDuration, def: plugin.DefaultGracePeriod},
 	},
 	blocks: []*blockSpec{restartSpec, handleSpec},
 }

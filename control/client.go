@@ -13,8 +13,6 @@ import (
 	"net/url"
 	"os"
 	"syscall"
-
-	"github.com/peernet/peernet/host/plugin"
 )
 
 // Client talks to a running node through its control socket. Its methods
@@ -85,7 +83,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("control: %w", err)
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(io.LimitReader(resp.Body, 64<<20))
+	dec := json.NewDecoder(io.LimitReader(resp.Body, maxBodySize))
 	if resp.StatusCode != http.StatusOK {
 		var e Error
 		if err := dec.Decode(&e); err != nil || e.Code == "" {
@@ -148,8 +146,8 @@ func (c *Client) Send(ctx context.Context, req CallRequest) error {
 }
 
 // Plugins returns the plugins' status.
-func (c *Client) Plugins(ctx context.Context) ([]plugin.Status, error) {
-	var p []plugin.Status
+func (c *Client) Plugins(ctx context.Context) ([]PluginStatus, error) {
+	var p []PluginStatus
 	return p, c.do(ctx, http.MethodGet, PathPlugins, nil, nil, &p)
 }
 

@@ -1,15 +1,26 @@
 // Package control implements the control protocol between peernet-host's
 // command-line client and a running node: small HTTP+JSON requests over a
 // Unix socket in the node's data dir that only the node's user can open.
+//
+// The package holds both ends: the request and answer types, the socket's
+// path (SocketPath), the Server a node runs (Listen) and the Client the
+// command line uses (NewClient). The server reaches the node through
+// Backend, the few things it needs, which the daemon provides.
 package control
 
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
-
-	"github.com/peernet/peernet/host/plugin"
 )
+
+// SocketName is the control socket's file name in the node's data dir.
+const SocketName = "control.sock"
+
+// SocketPath returns the path of the control socket of the node whose data
+// dir is dataDir.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketName) }
 
 // API paths. Every request and response body is JSON.
 const (
@@ -20,25 +31,46 @@ const (
 	PathDisconnect = "/v1/disconnect" // POST DisconnectRequest
 	PathCall       = "/v1/call"       // POST CallRequest: CallResponse
 	PathSend       = "/v1/send"       // POST CallRequest
-	PathPlugins    = "/v1/plugins"    // GET: []plugin.Status
+	PathPlugins    = "/v1/plugins"    // GET: []PluginStatus
 	PathReload     = "/v1/reload"     // POST: ReloadResponse
 	PathRevoke     = "/v1/revoke"     // POST RevokeRequest
 )
+
+// maxBodySize bounds the body of a request or an answer that either end
+// reads; a call's arguments and result ride in them.
+const maxBodySize = 64 << 20
 
 // Status describes the running node.
 type Status struct {
 	// Ready is false while the node is still launching the plugins of its
 	// configuration: the control socket answers from the start, but
 	// plugin handles are exposed only as their plugins come up.
-	Ready     bool            `json:"ready"`
-	Name      string          `json:"name"`
-	ID        string          `json:"id"`
-	Listen    string          `json:"listen"`
-	Uptime    Duration        `json:"uptime"`
-	Peers     int             `json:"peers"`     // trusted
-	Connected int             `json:"connected"` // of those, connected
-	Inflight  int             `json:"inflight"`  // inbound calls running
-	Plugins   []plugin.Status `json:"plugins"`
+	Ready     bool           `json:"ready"`
+	Name      string         `json:"name"`
+	ID        string         `json:"id"`
+	Listen    string         `json:"listen"`
+	Uptime    Duration       `json:"uptime"`
+	Peers     int            `json:"peers"`     // trusted
+	Connected int            `json:"connected"` // of those, connected
+	Inflight  int            `json:"inflight"`  // inbound calls running
+	Plugins   []PluginStatus `json:"plugins"`
+}
+
+// PluginStatus is one plugin as the node's supervisor reports it.
+type PluginStatus struct {
+	Name    string `json:"name"`
+	Version string `json:"version"` // as the plugin described itself
+	// State is the supervisor's name for the plugin's state: starting,
+	// running, restarting, failed or stopped.
+	State      string   `json:"state"`
+	Generation int      `json:"generation"` // 1 for the first process, +1 per restart or swap
+	Pid        int      `json:"pid"`        // 0 when no process runs
+	Restarts   int      `json:"restarts"`   // restarts after crashes
+	Handles    []string `json:"handles"`    // exposed handles
+	InFlight   int      `json:"in_flight"`  // calls and sends in the serving generation
+	LastError  string   `json:"last_error,omitempty"`
+	Path       string   `json:"path"`   // the binary, as configured
+	SHA256     string   `json:"sha256"` // its configured digest
 }
 
 // Peer is one trusted peer.
@@ -100,7 +132,9 @@ type ReloadResponse struct {
 }
 
 // Error is a failed request as the node reports it. Code says what kind of
-// failure it is, for scripts and exit codes.
+// failure it is, for scripts and exit codes. A Backend method may return
+// one to pick the code itself; the Server gives any other error the code
+// that fits it.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`

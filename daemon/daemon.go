@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,24 +18,22 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/peernet/peernet/config"
+	"github.com/peernet/peernet/control"
 	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/telemetry"
 	"github.com/peernet/peernet/trust"
 )
 
-// ControlSocket is the name of the control socket in the node's data dir.
-const ControlSocket = "control.sock"
-
 // Daemon is a running node with its plugins and control socket.
 type Daemon struct {
-	path    string
+	path    string // the configuration file, re-read by Reload
 	log     hclog.Logger
 	started time.Time
 
 	node    *host.Node
 	sup     *plugin.Supervisor
-	ctl     *controlServer
+	ctl     *control.Server
 	metrics *metricsServer // nil without a telemetry block
 
 	mu  sync.Mutex // serialises Reload and Shutdown; guards cfg
@@ -48,18 +47,38 @@ type Daemon struct {
 	closeOnce sync.Once
 }
 
-// Start loads the configuration file at path and starts the node, its
-// declared peers and plugins, and the control socket. A plugin that fails to
-// start does not stop the node: it is reported in the error returned with
-// the running Daemon, and the supervisor keeps restarting it per its policy.
-// Any other failure stops everything started and returns a nil Daemon.
-func Start(path string, log hclog.Logger) (*Daemon, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
+// Start starts the node that cfg describes, its declared peers and
+// plugins, its control socket and its metrics endpoint. It does not read
+// the file again: cfg is what the caller loaded, and Start keeps it, so the
+// caller must not change it afterwards. Reload re-reads the file at
+// cfg.Path. ctx bounds the first start of the plugins.
+//
+// A plugin that fails to start does not stop the node: it is reported in
+// the error returned with the running Daemon, and the supervisor keeps
+// restarting it per its policy. Any other failure stops everything started
+// and returns a nil Daemon.
+func Start(ctx context.Context, cfg *config.File, log hclog.Logger) (*Daemon, error) {
+	d := &Daemon{path: cfg.Path, log: log, cfg: cfg, started: time.Now()}
+	if err := d.start(); err != nil {
+		// Nothing has been served yet, so there is nothing to wait for.
+		stopNow, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.stop(stopNow)
 		return nil, err
 	}
-	d := &Daemon{path: path, log: log, cfg: cfg, started: time.Now()}
-	hc := cfg.HostConfig(log)
+	pluginErr := d.sup.Apply(ctx, cfg.Plugins)
+	d.node.Ready()
+	d.ready.Store(true)
+	log.Info("peernet-host running", "id", d.node.Identity(), "listen", d.node.Addr(), "config", d.path)
+	return d, pluginErr
+}
+
+// start brings up the node, the supervisor, the control socket and the
+// metrics endpoint, in that order, stopping at the first failure; stop
+// undoes whatever it got to.
+func (d *Daemon) start() error {
+	cfg := d.cfg
+	hc := cfg.HostConfig(d.log)
 	if cfg.Discovery.MDNS {
 		hc.MDNS = &host.MDNSConfig{Interfaces: cfg.Discovery.Interfaces}
 	}
@@ -75,38 +94,51 @@ func Start(path string, log hclog.Logger) (*Daemon, error) {
 		hc.Peers = append(hc.Peers, host.Peer{ID: p.ID, Label: p.Label, Addr: p.Address})
 	}
 	hc.HoldRequests = true
+	var err error
 	if d.node, err = host.Start(hc); err != nil {
-		return nil, err
+		return err
 	}
 	d.sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{
 		Node:      d.node,
 		SocketDir: socketDir(cfg.Node.DataDir),
-		Logger:    log.Named("plugins"),
+		Logger:    d.log.Named("plugins"),
 	})
 	if err != nil {
-		d.node.Close()
-		return nil, err
+		return err
 	}
-	if d.ctl, err = listenControl(d, filepath.Join(cfg.Node.DataDir, ControlSocket)); err != nil {
-		d.sup.Close()
-		d.node.Close()
-		return nil, err
+	if d.ctl, err = control.Listen(control.SocketPath(cfg.Node.DataDir), backend{Node: d.node, d: d}); err != nil {
+		return err
 	}
 	if metrics != nil {
 		metrics.Watch(d.node, d.sup)
 		if d.metrics, err = serveMetrics(cfg.Telemetry.MetricsListen, metrics); err != nil {
-			d.ctl.close()
-			d.sup.Close()
-			d.node.Close()
-			return nil, err
+			return err
 		}
-		log.Info("serving metrics", "addr", d.metrics.addr())
+		d.log.Info("serving metrics", "addr", d.metrics.addr())
 	}
-	pluginErr := d.sup.Apply(context.Background(), pluginConfigs(cfg))
-	d.node.Ready()
-	d.ready.Store(true)
-	log.Info("peernet-host running", "id", d.node.Identity(), "listen", d.node.Addr(), "config", path)
-	return d, pluginErr
+	return nil
+}
+
+// stop stops what start started, in reverse order, skipping what it did
+// not get to: the control socket and the metrics endpoint close, calls in
+// flight get until ctx ends, then the node closes and the plugins stop.
+func (d *Daemon) stop(ctx context.Context) error {
+	var err error
+	if d.ctl != nil {
+		d.ctl.Shutdown(ctx)
+	}
+	if d.metrics != nil {
+		d.metrics.close()
+	}
+	if d.node != nil {
+		if e := d.node.Shutdown(ctx); e != nil && !errors.Is(e, context.DeadlineExceeded) {
+			err = e
+		}
+	}
+	if d.sup != nil {
+		d.sup.Close()
+	}
+	return err
 }
 
 // socketDir picks the directory for the plugins' Unix sockets: inside the
@@ -154,7 +186,7 @@ func (d *Daemon) Reload(ctx context.Context) (*ReloadSummary, error) {
 	}
 	sum.Peers = peerChanges(d.cfg.Peers, cfg.Peers)
 	sum.Plugins = pluginChanges(d.cfg.Plugins, cfg.Plugins)
-	err = d.sup.Apply(ctx, pluginConfigs(cfg))
+	err = d.sup.Apply(ctx, cfg.Plugins)
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "peers", sum.Peers, "plugins", sum.Plugins, "restart_needed", sum.RestartNeeded)
 	return sum, err
@@ -216,8 +248,11 @@ func peerChanges(before, after []config.Peer) []string {
 	return out
 }
 
-func pluginChanges(before, after []config.Plugin) []string {
-	old := map[string]config.Plugin{}
+// pluginChanges names what a reload changes in the plugins: "+name" and
+// "-name" for added and removed plugins, "~name (what)" for changed ones,
+// with what from plugin.Config.Diff.
+func pluginChanges(before, after []plugin.Config) []string {
+	old := map[string]plugin.Config{}
 	for _, p := range before {
 		old[p.Name] = p
 	}
@@ -227,8 +262,10 @@ func pluginChanges(before, after []config.Plugin) []string {
 		switch {
 		case !ok:
 			out = append(out, "+"+p.Name)
-		case fmt.Sprint(o) != fmt.Sprint(p):
-			out = append(out, "~"+p.Name)
+		default:
+			if d := o.Diff(p); len(d) > 0 {
+				out = append(out, "~"+p.Name+" ("+strings.Join(d, "; ")+")")
+			}
 		}
 		delete(old, p.Name)
 	}
@@ -239,43 +276,10 @@ func pluginChanges(before, after []config.Plugin) []string {
 	return out
 }
 
-// pluginConfigs maps the file's plugin blocks to the supervisor's configs.
-func pluginConfigs(f *config.File) []plugin.Config {
-	out := make([]plugin.Config, 0, len(f.Plugins))
-	for _, p := range f.Plugins {
-		pc := plugin.Config{
-			Name:         p.Name,
-			Path:         p.Command,
-			SHA256:       p.SHA256,
-			Args:         p.Args,
-			PluginConfig: p.Config,
-			GracePeriod:  gracePeriod(p.GracePeriod),
-			Restart: plugin.RestartPolicy{
-				MaxCrashes: p.Restart.MaxCrashes,
-				Window:     p.Restart.Window,
-				BackoffMin: p.Restart.BackoffMin,
-				BackoffMax: p.Restart.BackoffMax,
-			},
-		}
-		keys := make([]string, 0, len(p.Env))
-		for k := range p.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			pc.Env = append(pc.Env, k+"="+p.Env[k])
-		}
-		for _, h := range p.Handles {
-			pc.Handles = append(pc.Handles, plugin.Handle{Name: h.Name, Allow: h.Allow, MaxConcurrent: h.MaxConcurrent, Timeout: h.Timeout})
-		}
-		out = append(out, pc)
-	}
-	return out
-}
-
-// Shutdown stops the daemon: new inbound calls are refused while those in
-// flight get until the configured shutdown grace (or ctx, if sooner) to
-// finish; then the plugins stop and the node closes. Safe to call more
+// Shutdown stops the daemon: the control socket closes, new inbound calls
+// are refused, and calls in flight, through the control socket or from
+// peers, get until the configured shutdown grace (or ctx, if sooner) to
+// finish; then the node closes and the plugins stop. Safe to call more
 // than once.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var err error
@@ -285,14 +289,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.mu.Unlock()
 		ctx, cancel := context.WithTimeout(ctx, grace)
 		defer cancel()
-		d.ctl.close()
-		if d.metrics != nil {
-			d.metrics.close()
-		}
-		if e := d.node.Shutdown(ctx); e != nil && !errors.Is(e, context.DeadlineExceeded) {
-			err = e
-		}
-		d.sup.Close()
+		err = d.stop(ctx)
 		d.log.Info("peernet-host stopped")
 	})
 	return err
@@ -306,12 +303,3 @@ func (d *Daemon) Ready() bool { return d.ready.Load() }
 
 // Uptime is how long the daemon has run.
 func (d *Daemon) Uptime() time.Duration { return time.Since(d.started).Round(time.Second) }
-
-// gracePeriod maps the file's grace_period, where 0 means "cancel at once",
-// to the supervisor's, where 0 means its default.
-func gracePeriod(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}

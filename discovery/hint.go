@@ -14,14 +14,21 @@ const (
 	SourceStatic = "static"
 )
 
-// Hint says that Peer was seen at Addr. It is only a hint: whoever dials Addr
-// must still authenticate Peer in the handshake. A link-local IPv6 address
-// carries the zone (interface name) it was seen on.
+// Hint says that Peer was seen at Addr. It is only a hint: anyone on the
+// link can forge one, so whoever dials Addr must still authenticate Peer in
+// the handshake. A link-local IPv6 address carries the zone (interface name)
+// it was seen on.
 type Hint struct {
 	Peer   trust.PeerID   `json:"peer"`
-	Addr   netip.AddrPort `json:"addr"`
+	Addr   netip.AddrPort `json:"addr"`   // zero when Gone
 	Source string         `json:"source"` // SourceMDNS, SourceStatic, ...
-	Seen   time.Time      `json:"seen"`
+	Seen   time.Time      `json:"seen"`   // when it was heard
+	// Expires is when the hint lapses unless heard again (the lifetime its
+	// announcement claimed); zero means never.
+	Expires time.Time `json:"expires,omitzero"`
+	// Gone means Peer said goodbye: every earlier hint for Peer from this
+	// Source is void. Addr is zero.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // Source is anything that yields address hints.

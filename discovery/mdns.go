@@ -19,8 +19,8 @@ const (
 	DefaultQueryInterval    = 60 * time.Second
 	DefaultMaxTracked       = 256
 
-	// maxAnnounceInterval keeps our record lifetime (twice the interval)
-	// within what receivers accept (maxRecordTTL).
+	// maxAnnounceInterval bounds AnnounceInterval; past the 120 s our
+	// SRV and address records live, peers keep them only by querying.
 	maxAnnounceInterval = 30 * time.Minute
 )
 
@@ -51,8 +51,11 @@ type MDNSConfig struct {
 	// Empty means every address of each link.
 	Addrs []netip.Addr
 	// AnnounceInterval is the time between our announcements after the
-	// burst at start (0 s, 1 s, 3 s, 7 s). Our records say they live twice
-	// as long. Default DefaultAnnounceInterval; 1 s to 30 min.
+	// burst that follows probing (0 s, 1 s, 3 s, 7 s). Our records carry
+	// the TTLs of RFC 6762 §10 whatever it is (120 s for SRV, A and AAAA,
+	// 75 min for PTR and TXT), so above 120 s peers keep our address only
+	// by querying, as PeerNet nodes and avahi do. Default
+	// DefaultAnnounceInterval; 1 s to 30 min.
 	AnnounceInterval time.Duration
 	// QueryInterval is the longest time between our queries: they start
 	// about 1 s apart and double up to it. Default DefaultQueryInterval, at
@@ -110,10 +113,14 @@ func NewMDNS(cfg MDNSConfig) (*MDNS, error) {
 }
 
 // Run implements Source. It opens the mDNS sockets (shared with other
-// responders on the host through address reuse), announces us, answers
-// queries for our records and reports announcements of others through found,
-// until ctx is done; then it sends a goodbye (our records with TTL 0), closes
-// its sockets, waits for its goroutines and returns nil. It returns
+// responders on the host through address reuse), probes for our names, then
+// announces us, answers queries for our records and reports announcements of
+// others through found (a goodbye as a Hint with Gone set), until ctx is
+// done; then it sends a goodbye (our records with TTL 0) if it announced,
+// closes its sockets, waits for its goroutines and returns nil. If another
+// responder claims our names it stops announcing and answering (it cannot
+// rename: the names are our PeerID) and probes again conflictRetry later;
+// it browses throughout. It returns
 // ErrNoSocket if it cannot listen at all, ErrRunning if this MDNS is already
 // running; it may be run again after it has returned.
 func (m *MDNS) Run(ctx context.Context, found func(Hint)) error {

@@ -3,12 +3,18 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/miekg/dns"
 
 	"github.com/peernet/peernet/testing/netns"
 	"github.com/peernet/peernet/trust"
@@ -236,5 +242,167 @@ func testLoopback(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("no loopback hint for %d peers within 10s", len(want))
 		}
+	}
+}
+
+// wireEnv marks the re-run of TestMDNSWire inside a namespace.
+const wireEnv = "PEERNET_DISCOVERY_WIRE"
+
+// TestMDNSWire talks to a running MDNS on loopback as other programs do:
+// a legacy unicast query (from an ephemeral port, RFC 6762 §6.7) gets a
+// unicast answer with its id and question, TTLs of at most 10 s and no
+// cache-flush bit; a response from another host claiming our instance name
+// with another port is taken as a conflict, after which we stop answering.
+// Like TestMDNSLoopback it runs in a namespace of its own when lo has no
+// multicast.
+func TestMDNSWire(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil || lo.Flags&(net.FlagUp|net.FlagMulticast) != net.FlagUp|net.FlagMulticast {
+		if os.Getenv(wireEnv) != "" {
+			t.Fatal("lo has no multicast inside the test namespace")
+		}
+		if err := netns.Available(); err != nil {
+			t.Skipf("skipping: lo has no multicast here, and %v", err)
+		}
+		h := netns.New(t, 1).Host(0)
+		if out, err := h.Command(t.Context(), "ip", "link", "set", "lo", "multicast", "on").CombinedOutput(); err != nil {
+			t.Fatalf("enabling multicast on lo in %s: %v: %s", h.Name, err, out)
+		}
+		if out, err := h.HelperCommand(t.Context(), "TestMDNSWire", wireEnv+"=1").CombinedOutput(); err != nil {
+			t.Fatalf("TestMDNSWire in %s: %v\n%s", h.Name, err, out)
+		}
+		return
+	}
+
+	self := testPeer(t, 1)
+	var logs syncLog
+	m, err := NewMDNS(MDNSConfig{Self: self, Port: 7000, Interfaces: []string{"lo"},
+		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, func(Hint) {}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	group := &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: mdnsPort}
+	query := new(dns.Msg).SetQuestion(instanceName(self), dns.TypeSRV)
+	ask := func() *dns.Msg {
+		if _, err := c.WriteTo(pack(t, query), group); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		buf := make([]byte, maxPacketSize)
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return nil
+		}
+		if from.(*net.UDPAddr).Port != mdnsPort {
+			t.Fatalf("answer from %v, want port %d", from, mdnsPort)
+		}
+		var r dns.Msg
+		if err := r.Unpack(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	var r *dns.Msg
+	deadline := time.Now().Add(10 * time.Second)
+	for r == nil && time.Now().Before(deadline) {
+		r = ask() // nil until probing is done
+	}
+	if r == nil {
+		t.Fatalf("no answer to a legacy query within 10 s; log:\n%s", logs.String())
+	}
+	if r.Id != query.Id || !slices.Equal(r.Question, query.Question) || len(r.Answer) != 1 {
+		t.Fatalf("answer %v, want id %#x, the question and one record", r, query.Id)
+	}
+	srv, ok := r.Answer[0].(*dns.SRV)
+	if !ok || srv.Port != 7000 || srv.Hdr.Ttl > ttlLegacy || srv.Hdr.Class != dns.ClassINET {
+		t.Errorf("answer record %v, want our SRV, TTL <= %d, class IN without cache flush", r.Answer[0], ttlLegacy)
+	}
+
+	// Another host claims our name: a response from port 5353 with
+	// another port in our SRV record.
+	claim, err := listenReuse("udp4", fmt.Sprintf("127.0.0.1:%d", mdnsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer claim.Close()
+	if _, err := claim.WriteTo(pack(t, buildResponse(self, 7999, []netip.Addr{netip.MustParseAddr("127.0.0.1")}, false)), group); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "another mDNS responder claims our name") {
+		if time.Now().After(deadline) {
+			t.Fatalf("conflict not noticed within 10 s; log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := ask(); r != nil {
+		t.Errorf("answered %v after giving up our name", r)
+	}
+}
+
+// syncLog is a log sink safe for concurrent use.
+type syncLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func TestAnswerRoute(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	qm := new(dns.Msg).SetQuestion(ServiceName, dns.TypePTR)
+	qu := qm.Copy()
+	qu.Question[0].Qclass |= unicastResp
+	from := func(port uint16, dst netip.Addr) packet {
+		return packet{src: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.9"), port), dst: dst}
+	}
+	unicastDst := netip.MustParseAddr("10.0.0.1")
+	tests := []struct {
+		name     string
+		p        packet
+		m        *dns.Msg
+		lastSent time.Time
+		want     int
+	}{
+		{"QM to the group", from(mdnsPort, group4), qm, now.Add(-time.Second), routeMulticast},
+		{"QM to the IPv6 group", from(mdnsPort, group6), qm, time.Time{}, routeMulticast},
+		{"QU, we multicast lately", from(mdnsPort, group4), qu, now.Add(-29 * time.Second), routeUnicast},
+		{"QU, we did not multicast for a quarter TTL", from(mdnsPort, group4), qu, now.Add(-31 * time.Second), routeMulticast},
+		{"QU, we never multicast", from(mdnsPort, group4), qu, time.Time{}, routeMulticast},
+		{"sent to us by unicast", from(mdnsPort, unicastDst), qm, now, routeUnicast},
+		{"legacy, to the group", from(40000, group4), qm, now, routeLegacy},
+		{"legacy, by unicast", from(40000, unicastDst), qu, now, routeLegacy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := answerRoute(tt.p, tt.m, tt.lastSent, now); got != tt.want {
+				t.Errorf("answerRoute = %d, want %d", got, tt.want)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
@@ -35,6 +36,23 @@ const (
 	// firstQueryMin and firstQueryMax bound the random delay before the first query
 	// (RFC 6762 §5.2: 20–120 ms).
 	firstQueryMin, firstQueryMax = 20 * time.Millisecond, 120 * time.Millisecond
+
+	// Probing (RFC 6762 §8.1): probeCount probes probeGap apart, the first
+	// after a random delay of up to probeGap; we own our names if nobody
+	// objects within probeGap of the last.
+	probeCount = 3
+	probeGap   = 250 * time.Millisecond
+	// probeDefer is the wait after losing a simultaneous-probe tie-break
+	// (RFC 6762 §8.2).
+	probeDefer = time.Second
+	// conflictRetry is how long we stay silent after another responder
+	// claimed our names while we probed, before probing again.
+	conflictRetry = 10 * time.Second
+
+	// maxUnicastPerSecond bounds the unicast answers (to legacy and QU
+	// queries) we send on one link in a second, so that queries with a
+	// forged source cannot make us flood a host.
+	maxUnicastPerSecond = 20
 )
 
 // announceBurst are the gaps between the announcements that follow the first
@@ -55,17 +73,32 @@ type runner struct {
 	v4      *ipv4.PacketConn // nil if IPv4 is unavailable
 	v6      *ipv6.PacketConn // nil if IPv6 is unavailable
 	tracker *tracker
-	ttl     uint32
 
 	links            map[int]*link // by interface index
 	joined4, joined6 map[int]bool
 	linkSig          string
 	lastSent         map[sendKey]time.Time
-	answerDue        map[sendKey]time.Time // queries waiting for an answer
+	answerDue        map[sendKey]*pendingAnswer // multicast answers waiting to go
 
-	nextScan, nextAnnounce, nextQuery time.Time
-	announceStep                      int
-	queryGap                          time.Duration
+	// Probing and announcing. We answer and announce only once announced;
+	// a zero time means "not scheduled". The transitions:
+	//
+	//	state       event                               next
+	//	probing     probeCount probes, probeGap silent  announced
+	//	probing     a response claims our names         probing, after conflictRetry
+	//	probing     a simultaneous probe wins (§8.2)    probing, after probeDefer
+	//	announced   a response claims our names         probing, after 0–250 ms
+	//	any         links or their addresses change     probing, after 0–250 ms
+	announced           bool
+	everAnnounced       bool // we sent records others may have cached
+	probeStep           int
+	nextProbe           time.Time
+	nextAnnounce        time.Time
+	announceStep        int
+	nextScan, nextQuery time.Time
+	queryGap            time.Duration
+
+	unicastSent map[int]unicastWindow // by interface index
 
 	packets chan packet
 	done    chan struct{}
@@ -79,7 +112,22 @@ type link struct {
 	loopback bool
 	addrs    []netip.Addr // every address of the link, best first
 	announce []netip.Addr // what we announce there, at most maxPeerAddrs
+	recs     records      // our records on this link
 	v4, v6   bool         // joined the group of that family
+}
+
+// pendingAnswer is a multicast answer waiting for its time: the union of
+// what the queries it answers asked for.
+type pendingAnswer struct {
+	due        time.Time
+	ans, extra []dns.RR
+}
+
+// unicastWindow counts the unicast answers sent on a link in the second
+// that started at start.
+type unicastWindow struct {
+	start time.Time
+	n     int
 }
 
 type sendKey struct {
@@ -88,25 +136,26 @@ type sendKey struct {
 }
 
 type packet struct {
-	data     []byte
-	ifindex  int
-	src, dst netip.Addr
-	v6       bool
+	data    []byte
+	ifindex int
+	src     netip.AddrPort
+	dst     netip.Addr
+	v6      bool
 }
 
 func (m *MDNS) open() (*runner, error) {
 	r := &runner{
-		cfg:       &m.cfg,
-		log:       m.log,
-		tracker:   newTracker(m.cfg.Self, m.cfg.Filter, m.cfg.MaxTracked),
-		ttl:       uint32(2 * m.cfg.AnnounceInterval / time.Second),
-		links:     map[int]*link{},
-		joined4:   map[int]bool{},
-		joined6:   map[int]bool{},
-		lastSent:  map[sendKey]time.Time{},
-		answerDue: map[sendKey]time.Time{},
-		packets:   make(chan packet, 16),
-		done:      make(chan struct{}),
+		cfg:         &m.cfg,
+		log:         m.log,
+		tracker:     newTracker(m.cfg.Self, m.cfg.Filter, m.cfg.MaxTracked),
+		links:       map[int]*link{},
+		joined4:     map[int]bool{},
+		joined6:     map[int]bool{},
+		lastSent:    map[sendKey]time.Time{},
+		answerDue:   map[sendKey]*pendingAnswer{},
+		unicastSent: map[int]unicastWindow{},
+		packets:     make(chan packet, 16),
+		done:        make(chan struct{}),
 	}
 	var err4, err6 error
 	r.v4, err4 = listen4()
@@ -178,28 +227,31 @@ func (r *runner) loop(ctx context.Context, found func(Hint)) {
 		if !now.Before(r.nextScan) {
 			r.scan(now)
 		}
-		if !now.Before(r.nextAnnounce) {
+		if !r.nextProbe.IsZero() && !now.Before(r.nextProbe) {
+			r.probe(now)
+		}
+		if !r.nextAnnounce.IsZero() && !now.Before(r.nextAnnounce) {
 			r.announce(now)
 		}
 		if !now.Before(r.nextQuery) {
 			r.query(now)
 		}
 		wake := r.nextScan
-		for _, t := range []time.Time{r.nextAnnounce, r.nextQuery} {
-			if t.Before(wake) {
+		for _, t := range []time.Time{r.nextProbe, r.nextAnnounce, r.nextQuery} {
+			if !t.IsZero() && t.Before(wake) {
 				wake = t
 			}
 		}
-		for k, due := range r.answerDue {
-			if now.Before(due) {
-				if due.Before(wake) {
-					wake = due
+		for k, pa := range r.answerDue {
+			if now.Before(pa.due) {
+				if pa.due.Before(wake) {
+					wake = pa.due
 				}
 				continue
 			}
 			delete(r.answerDue, k)
 			if l := r.links[k.index]; l != nil {
-				r.sendRecords(l, r.ttl, !k.v6, k.v6, now)
+				r.multicast(l, k.v6, buildAnswer(nil, pa.ans, pa.extra, false), now)
 			}
 		}
 		timer.Reset(wake.Sub(now))
@@ -216,8 +268,12 @@ func (r *runner) loop(ctx context.Context, found func(Hint)) {
 
 // shutdown says goodbye on every link, then stops the readers.
 func (r *runner) shutdown() {
-	for _, l := range r.links {
-		r.sendRecords(l, 0, true, true, time.Now())
+	if r.everAnnounced {
+		// Goodbyes remove only records with our data, never those of a
+		// responder that took our names.
+		for _, l := range r.links {
+			r.sendRecords(l, true, time.Now())
+		}
 	}
 	close(r.done)
 	if r.v4 != nil {
@@ -281,11 +337,12 @@ func (r *runner) read6(buf []byte) (packet, int, error) {
 	return p, n, nil
 }
 
-func udpAddr(a net.Addr) netip.Addr {
+func udpAddr(a net.Addr) netip.AddrPort {
 	if u, ok := a.(*net.UDPAddr); ok {
-		return u.AddrPort().Addr().Unmap()
+		ap := u.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	return netip.Addr{}
+	return netip.AddrPort{}
 }
 
 // scan re-reads the interfaces, joins the mDNS groups on new links, and
@@ -309,6 +366,7 @@ func (r *runner) scan(now time.Time) {
 		l := &link{index: ifi.Index, name: ifi.Name, loopback: ifi.Flags&net.FlagLoopback != 0}
 		l.addrs = linkAddrs(ifi)
 		l.announce = announceable(l.addrs, r.cfg.Addrs)
+		l.recs = ourRecords(r.cfg.Self, uint16(r.cfg.Port), l.announce)
 		r.join(ifi, l)
 		if !l.v4 && !l.v6 {
 			continue
@@ -333,7 +391,9 @@ func (r *runner) scan(now time.Time) {
 		}
 		slices.Sort(names)
 		r.log.Debug("mDNS links changed", "links", names)
-		r.announceStep, r.nextAnnounce = 0, now
+		// A new link, or new addresses, may meet a responder claiming
+		// our names (RFC 6762 §8): probe before announcing again.
+		r.startProbing(now, rand.N(probeGap))
 		r.queryGap = time.Second
 		r.nextQuery = now.Add(firstQueryMin + rand.N(firstQueryMax-firstQueryMin))
 	}
@@ -417,9 +477,60 @@ func (r *runner) join(ifi net.Interface, l *link) {
 	l.v6 = has6 && r.joined6[ifi.Index]
 }
 
-func (r *runner) announce(now time.Time) {
+// startProbing gives up our names until probing, starting after wait,
+// claims them again.
+func (r *runner) startProbing(now time.Time, wait time.Duration) {
+	r.announced, r.nextAnnounce = false, time.Time{}
+	clear(r.answerDue)
+	r.probeStep, r.nextProbe = 0, now.Add(wait)
+}
+
+// probe sends the next probe on every link, or, once the last has gone
+// unanswered for probeGap, takes our names and starts announcing.
+func (r *runner) probe(now time.Time) {
+	if r.probeStep == probeCount {
+		r.log.Debug("mDNS probing done; announcing", "instance", instanceName(r.cfg.Self))
+		r.announced, r.nextProbe = true, time.Time{}
+		r.announceStep, r.nextAnnounce = 0, now
+		return
+	}
 	for _, l := range r.links {
-		r.sendRecords(l, r.ttl, true, true, now)
+		if len(l.announce) == 0 {
+			continue
+		}
+		b, err := buildProbe(l.recs).Pack()
+		if err != nil {
+			r.log.Error("packing mDNS probe", "error", err)
+			return
+		}
+		r.send(l, false, b)
+		r.send(l, true, b)
+	}
+	r.probeStep++
+	r.nextProbe = now.Add(probeGap)
+}
+
+// conflict gives up our names after rr, from src, claimed one of them: we
+// stop answering and announcing, and probe again, at once if we had
+// announced (the claim may be stale, RFC 6762 §9), else after
+// conflictRetry. Our instance name is our PeerID, so unlike other
+// responders we cannot pick another name.
+func (r *runner) conflict(now time.Time, rr dns.RR, src netip.AddrPort) {
+	wait := conflictRetry
+	if r.announced {
+		wait = rand.N(probeGap)
+	}
+	if r.announced || r.probeStep > 0 {
+		r.log.Warn("another mDNS responder claims our name; not announcing until it stops",
+			"record", rr.String(), "from", src, "retry_in", wait)
+	}
+	r.startProbing(now, wait)
+}
+
+func (r *runner) announce(now time.Time) {
+	r.everAnnounced = true
+	for _, l := range r.links {
+		r.sendRecords(l, false, now)
 	}
 	if r.announceStep < len(announceBurst) {
 		r.nextAnnounce = now.Add(announceBurst[r.announceStep])
@@ -430,7 +541,7 @@ func (r *runner) announce(now time.Time) {
 }
 
 func (r *runner) query(now time.Time) {
-	b, err := buildQuery().Pack()
+	b, err := buildQuery(r.cfg.Self).Pack()
 	if err != nil {
 		r.log.Error("packing mDNS query", "error", err)
 		return
@@ -443,27 +554,28 @@ func (r *runner) query(now time.Time) {
 	r.queryGap = min(2*r.queryGap, r.cfg.QueryInterval)
 }
 
-// sendRecords multicasts our records with the given ttl on l, on the chosen
-// address families.
-func (r *runner) sendRecords(l *link, ttl uint32, v4, v6 bool, now time.Time) {
+// sendRecords multicasts all our records on l, on both address families;
+// goodbye sends them with TTL 0.
+func (r *runner) sendRecords(l *link, goodbye bool, now time.Time) {
 	if len(l.announce) == 0 {
 		// Receivers would take the packet's source for our address, and
 		// nobody listens there.
 		return
 	}
-	b, err := buildResponse(r.cfg.Self, uint16(r.cfg.Port), l.announce, ttl).Pack()
+	m := buildResponse(r.cfg.Self, uint16(r.cfg.Port), l.announce, goodbye)
+	r.multicast(l, false, m, now)
+	r.multicast(l, true, m, now)
+}
+
+// multicast sends response m to the group of one family on l.
+func (r *runner) multicast(l *link, v6 bool, m *dns.Msg, now time.Time) {
+	b, err := m.Pack()
 	if err != nil {
 		r.log.Error("packing mDNS response", "error", err)
 		return
 	}
-	if v4 {
-		r.send(l, false, b)
-		r.lastSent[sendKey{l.index, false}] = now
-	}
-	if v6 {
-		r.send(l, true, b)
-		r.lastSent[sendKey{l.index, true}] = now
-	}
+	r.send(l, v6, b)
+	r.lastSent[sendKey{l.index, v6}] = now
 }
 
 func (r *runner) send(l *link, v6 bool, b []byte) {
@@ -481,14 +593,45 @@ func (r *runner) send(l *link, v6 bool, b []byte) {
 	}
 }
 
-// handle acts on one received packet: answers a query for our records, or
-// turns announcements into hints.
+// unicast sends m to dst on l, unless l has had maxUnicastPerSecond
+// unicast answers in the last second.
+func (r *runner) unicast(l *link, dst netip.AddrPort, m *dns.Msg, now time.Time) {
+	w := r.unicastSent[l.index]
+	if now.Sub(w.start) >= time.Second {
+		w = unicastWindow{start: now}
+	}
+	if w.n >= maxUnicastPerSecond {
+		r.log.Trace("too many unicast mDNS answers; dropping one", "link", l.name, "to", dst)
+		return
+	}
+	w.n++
+	r.unicastSent[l.index] = w
+	b, err := m.Pack()
+	if err != nil {
+		r.log.Error("packing mDNS answer", "error", err)
+		return
+	}
+	to := net.UDPAddrFromAddrPort(dst)
+	if dst.Addr().Is4() {
+		_, err = r.v4.WriteTo(b, &ipv4.ControlMessage{IfIndex: l.index}, to)
+	} else {
+		if dst.Addr().IsLinkLocalUnicast() {
+			to.Zone = l.name
+		}
+		_, err = r.v6.WriteTo(b, &ipv6.ControlMessage{IfIndex: l.index}, to)
+	}
+	if err != nil {
+		r.log.Debug("sending unicast mDNS answer", "link", l.name, "to", dst, "error", err)
+	}
+}
+
+// handle acts on one received packet: answers a query for our records,
+// or turns announcements into hints; either may reveal another responder
+// claiming our names.
 func (r *runner) handle(p packet, now time.Time, found func(Hint)) {
 	l := r.links[p.ifindex]
-	if l == nil || (p.dst != group4 && p.dst != group6) {
-		// Not on a link of ours, or unicast to port 5353: we never ask
-		// for unicast answers, so it is not for us.
-		return
+	if l == nil {
+		return // not on a link of ours
 	}
 	m, err := decodePacket(p.data)
 	if err != nil {
@@ -496,13 +639,17 @@ func (r *runner) handle(p packet, now time.Time, found func(Hint)) {
 		return
 	}
 	if !m.Response {
-		if asksFor(m, r.cfg.Self, r.ttl) {
-			r.scheduleAnswer(sendKey{l.index, p.v6}, now)
-		}
+		r.answerQuery(l, p, m, now)
 		return
 	}
+	if p.src.Port() != mdnsPort {
+		return // RFC 6762 §6: responses come from port 5353
+	}
+	if rr := conflicting(m, r.cfg.Self, r.ours()); rr != nil {
+		r.conflict(now, rr, p.src)
+	}
 	for _, a := range announcements(m) {
-		a.Addrs = usableAddrs(a.Addrs, l, p.src)
+		a.Addrs = usableAddrs(a.Addrs, l, p.src.Addr())
 		hints, drop := r.tracker.observe(a, now)
 		switch drop {
 		case "", dropSelf:
@@ -519,18 +666,99 @@ func (r *runner) handle(p packet, now time.Time, found func(Hint)) {
 	}
 }
 
-// scheduleAnswer arranges for our records to be multicast on k's link and
-// family after a short random delay, and at least minAnswerInterval after
-// they were last sent there. A pending answer covers later queries too.
-func (r *runner) scheduleAnswer(k sendKey, now time.Time) {
-	if _, ok := r.answerDue[k]; ok {
+// answerQuery answers query m, received on l, if it asks for our records
+// and we own them. A legacy query (RFC 6762 §6.7: from a port other than
+// 5353, a plain DNS client) gets a unicast answer carrying its id and
+// question. A query sent to us by unicast, or asking for a unicast answer
+// (the QU bit, §5.4) for records we multicast on the link lately, gets a
+// unicast answer to its source. Any other gets a multicast answer after a
+// short delay, shared with other queries.
+func (r *runner) answerQuery(l *link, p packet, m *dns.Msg, now time.Time) {
+	if !r.announced {
+		if !r.nextProbe.IsZero() && r.probeStep > 0 && probeWins(m, l.recs) {
+			r.log.Debug("another host probes for our name with other records; deferring", "from", p.src)
+			r.probeStep, r.nextProbe = 0, now.Add(probeDefer)
+		}
 		return
 	}
-	due := now.Add(answerDelayMin + rand.N(answerDelayMax-answerDelayMin))
-	if next := r.lastSent[k].Add(minAnswerInterval); next.After(due) {
-		due = next
+	ans, extra := answer(m, l.recs)
+	if len(ans) == 0 {
+		return
 	}
-	r.answerDue[k] = due
+	k := sendKey{l.index, p.v6}
+	switch answerRoute(p, m, r.lastSent[k], now) {
+	case routeLegacy:
+		r.unicast(l, p.src, buildAnswer(m, ans, extra, true), now)
+	case routeUnicast:
+		r.unicast(l, p.src, buildAnswer(m, ans, extra, false), now)
+	default:
+		r.scheduleAnswer(k, ans, extra, now)
+	}
+}
+
+// How a query is answered.
+const (
+	routeMulticast = iota // to the group, after a delay
+	routeUnicast          // to the querier, as an mDNS response
+	routeLegacy           // to the querier, with its id and question
+)
+
+// answerRoute decides how to answer query m, received in p, given when we
+// last multicast on its link: a query from a port other than 5353 is a
+// legacy one (RFC 6762 §6.7); one sent to us by unicast gets a unicast
+// answer (§6); one asking for a unicast answer (the QU bit) gets one if we
+// multicast our records there within a quarter of their TTL, else a
+// multicast answer, so that caches on the link are refreshed (§5.4).
+func answerRoute(p packet, m *dns.Msg, lastSent, now time.Time) int {
+	qu := slices.ContainsFunc(m.Question, func(q dns.Question) bool { return q.Qclass&unicastResp != 0 })
+	recent := !lastSent.IsZero() && now.Sub(lastSent) < ttlHost*time.Second/4
+	switch {
+	case p.src.Port() != mdnsPort:
+		return routeLegacy
+	case p.dst != group4 && p.dst != group6, qu && recent:
+		return routeUnicast
+	}
+	return routeMulticast
+}
+
+// ours returns every record we send, on any link.
+func (r *runner) ours() []dns.RR {
+	var out []dns.RR
+	for _, l := range r.links {
+		out = append(out, l.recs.unique()...)
+	}
+	return out
+}
+
+// scheduleAnswer arranges for ans and extra to be multicast on k's link and
+// family: at once if they are all unique records, else after a random
+// 20–120 ms, so that responders sharing the PTR do not all answer at once
+// (RFC 6762 §6); and at least minAnswerInterval after our last multicast
+// there. A pending answer takes in the records later queries ask for.
+func (r *runner) scheduleAnswer(k sendKey, ans, extra []dns.RR, now time.Time) {
+	pa := r.answerDue[k]
+	if pa == nil {
+		due := now
+		if slices.ContainsFunc(ans, func(rr dns.RR) bool { return !isUnique(rr) }) {
+			due = now.Add(answerDelayMin + rand.N(answerDelayMax-answerDelayMin))
+		}
+		if next := r.lastSent[k].Add(minAnswerInterval); next.After(due) {
+			due = next
+		}
+		pa = &pendingAnswer{due: due}
+		r.answerDue[k] = pa
+	}
+	for _, rr := range ans {
+		if !slices.Contains(pa.ans, rr) {
+			pa.ans = append(pa.ans, rr)
+		}
+	}
+	pa.extra = slices.DeleteFunc(pa.extra, func(rr dns.RR) bool { return slices.Contains(pa.ans, rr) })
+	for _, rr := range extra {
+		if !slices.Contains(pa.ans, rr) && !slices.Contains(pa.extra, rr) {
+			pa.extra = append(pa.extra, rr)
+		}
+	}
 }
 
 // usableAddrs adapts the announced addresses to the link they were heard

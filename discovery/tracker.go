@@ -48,8 +48,9 @@ func newTracker(self trust.PeerID, filter func(trust.PeerID) bool, maxPeers int)
 }
 
 // observe records announcement a, received at now, and returns the hints to
-// report. When it reports nothing it says why in drop (for a debug log);
-// drop is empty when a was recorded but is not yet worth reporting again.
+// report: a goodbye yields one Gone hint. Unless it reports new addresses
+// it says why in drop (for a debug log); drop is empty when a was recorded
+// but is not yet worth reporting again.
 func (t *tracker) observe(a announcement, now time.Time) (hints []Hint, drop string) {
 	switch {
 	case a.Peer == t.self:
@@ -58,7 +59,7 @@ func (t *tracker) observe(a announcement, now time.Time) (hints []Hint, drop str
 		return nil, dropFiltered
 	case a.TTL == 0:
 		delete(t.peers, a.Peer)
-		return nil, dropGoodbye
+		return []Hint{{Peer: a.Peer, Source: SourceMDNS, Seen: now, Gone: true}}, dropGoodbye
 	case a.Port == 0:
 		return nil, dropNoPort
 	case len(a.Addrs) == 0:
@@ -101,7 +102,7 @@ func (t *tracker) observe(a announcement, now time.Time) (hints []Hint, drop str
 	}
 	p.lastEmit = now
 	for _, ap := range report {
-		hints = append(hints, Hint{Peer: a.Peer, Addr: ap, Source: SourceMDNS, Seen: now})
+		hints = append(hints, Hint{Peer: a.Peer, Addr: ap, Source: SourceMDNS, Seen: now, Expires: expires})
 	}
 	return hints, ""
 }

@@ -27,7 +27,7 @@ func TestTracker(t *testing.T) {
 	type step struct {
 		at        time.Duration // since t0
 		a         announcement
-		wantHints []string // "addr:port"
+		wantHints []string // "addr:port", or "gone"
 		wantDrop  string
 	}
 	goodbye := announcement{Peer: friend}
@@ -71,7 +71,7 @@ func TestTracker(t *testing.T) {
 		}},
 		{"goodbye forgets the peer", trusted, []step{
 			{0, ann(friend, 7000, "10.0.0.2"), []string{"10.0.0.2:7000"}, ""},
-			{100 * time.Millisecond, goodbye, nil, dropGoodbye},
+			{100 * time.Millisecond, goodbye, []string{"gone"}, dropGoodbye},
 			{200 * time.Millisecond, ann(friend, 7000, "10.0.0.2"), []string{"10.0.0.2:7000"}, ""},
 		}},
 		{"expired address is news again", trusted, []step{
@@ -88,7 +88,14 @@ func TestTracker(t *testing.T) {
 				hints, drop := tr.observe(s.a, now)
 				var got []string
 				for _, h := range hints {
-					got = append(got, h.Addr.String())
+					if h.Gone {
+						got = append(got, "gone")
+					} else {
+						got = append(got, h.Addr.String())
+						if want := now.Add(time.Duration(s.a.TTL) * time.Second); !h.Expires.Equal(want) {
+							t.Errorf("step %d: hint expires %v, want %v", i, h.Expires, want)
+						}
+					}
 					if h.Peer != s.a.Peer || h.Source != SourceMDNS || !h.Seen.Equal(now) {
 						t.Errorf("step %d: hint %+v, want peer %s, source %q, seen %v", i, h, s.a.Peer.Short(), SourceMDNS, now)
 					}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
 )
@@ -45,7 +46,7 @@ func (n *Node) Call(ctx context.Context, peer trust.PeerID, handle string, args 
 		break
 	}
 	if r.status != wire.StatusOK {
-		return nil, &RemoteError{Peer: peer, Handle: handle, Status: r.status, Message: string(r.body)}
+		return nil, &RemoteError{Peer: peer, Handle: handle, Status: rpc.Status(r.status), Message: string(r.body)}
 	}
 	return r.body, nil
 }

@@ -17,7 +17,7 @@ import (
 const (
 	DefaultListenAddr         = "127.0.0.1:0"
 	DefaultCallTimeout        = 5 * time.Second // the original library's call timeout
-	DefaultHandshakeTimeout   = 5 * time.Second
+	DefaultHandshakeTimeout   = wire.DefaultHandshakeTimeout
 	DefaultMaxHandshakes      = 64
 	DefaultMaxInflightPerPeer = 1024
 	DefaultMaxConcurrent      = 256
@@ -250,8 +250,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReconnectMax < c.ReconnectMin {
 		return c, fmt.Errorf("host: Config.ReconnectMax (%v) is below ReconnectMin (%v)", c.ReconnectMax, c.ReconnectMin)
 	}
-	if c.MaxMessageSize < minMessageSize {
-		return c, fmt.Errorf("host: Config.MaxMessageSize %d is below the minimum %d", c.MaxMessageSize, minMessageSize)
+	if c.MaxMessageSize < MinMessageSize {
+		return c, fmt.Errorf("host: Config.MaxMessageSize %d is below the minimum %d", c.MaxMessageSize, MinMessageSize)
 	}
 	if c.MaxHandshakes < 0 || c.MaxInflightPerPeer < 0 || c.MaxWriteQueue < 0 ||
 		c.MaxPeerMemory < 0 || c.MaxHandshakesPerSource < 0 || c.MaxConnsPerPeer < 0 {
@@ -268,9 +268,10 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// minMessageSize leaves room for a call with the longest handle and a
-// little data; anything smaller could not carry an ordinary call.
-const minMessageSize = 1024
+// MinMessageSize is the smallest Config.MaxMessageSize: it leaves room for
+// a call with the longest handle and a little data; anything smaller could
+// not carry an ordinary call.
+const MinMessageSize = 1024
 
 func setDuration(d *time.Duration, def time.Duration) {
 	if *d == 0 {

@@ -354,7 +354,7 @@ func connErr(err error) error {
 
 type connLostError struct{ err error }
 
-func (e *connLostError) Error() string { return "host: connection lost: " + e.err.Error() }
+func (e *connLostError) Error() string { return "connection_lost: " + e.err.Error() }
 func (e *connLostError) Unwrap() error { return e.err }
 func (e *connLostError) Is(target error) bool {
 	return target == ErrConnLost

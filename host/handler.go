@@ -5,64 +5,45 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
 )
 
-// Kind says whether a request is a call, which gets a reply, or a send,
-// whose result is discarded.
-type Kind uint8
-
-const (
-	KindCall Kind = iota + 1
-	KindSend
+// The request model is package rpc's, re-exported so that an embedder
+// needs only this package; a plugin's handlers (package pluginsdk) are the
+// same types.
+type (
+	// Kind says whether a request is a call or a send.
+	Kind = rpc.Kind
+	// Request is one inbound call or send as a handler sees it.
+	Request = rpc.Request
+	// Handler answers requests for an exposed handle; see rpc.Handler for
+	// how its error and panics reach the caller.
+	Handler = rpc.Handler
+	// HandlerFunc adapts a function to Handler.
+	HandlerFunc = rpc.HandlerFunc
 )
 
-func (k Kind) String() string {
-	if k == KindSend {
-		return "send"
-	}
-	return "call"
-}
+// The kinds of request.
+const (
+	KindCall = rpc.KindCall
+	KindSend = rpc.KindSend
+)
 
-// Request is one inbound call or send as a handler sees it.
-type Request struct {
-	Caller trust.PeerID // verified by the handshake
-	Handle string
-	Kind   Kind
-	Args   []byte // owned by the handler
-}
-
-// Handler answers requests for an exposed handle. Handle is called in its own
-// goroutine for each request, concurrently with others. ctx is cancelled when
-// the caller gives up, its deadline passes, the connection drops or the node
-// closes. The returned error's message reaches the caller; returning one of
-// this package's sentinels (ErrUnavailable, ErrOverloaded, ...) gives the
-// caller that status instead of "handler error". A panic is recovered and
-// answered "handler crashed".
-type Handler interface {
-	Handle(ctx context.Context, req *Request) ([]byte, error)
-}
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
-
-// Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, req *Request) ([]byte, error) { return f(ctx, req) }
-
-// ExposeOptions limit who may use an exposed handle and how. The zero value
-// admits every trusted peer with the default concurrency and no timeout of
-// its own.
+// ExposeOptions is a handle's policy: who may use it and within what limits.
+// The same type carries a handle's settings from the configuration file
+// through the plugin supervisor to the node. The zero value admits every
+// trusted peer with the default concurrency and no timeout of its own.
 type ExposeOptions struct {
-	// Allow, if non-nil, lists the only peers that may use the handle;
-	// others get "forbidden". An empty non-nil slice admits nobody.
-	Allow []trust.PeerID
+	// Allow says which trusted peers may use the handle; others get
+	// "forbidden". The zero value admits every trusted peer.
+	Allow AllowList
 
 	// Authorize, if set, is asked for every request after Allow; false
 	// answers "forbidden". It must be fast and safe for concurrent use.
-	Authorize func(caller trust.PeerID, handle string) bool
+	Authorize func(caller trust.PeerID, handle string) bool `json:"-"`
 
 	// MaxConcurrent caps requests running at once for this handle; excess
 	// requests are answered "overloaded" at once. Default
@@ -74,11 +55,19 @@ type ExposeOptions struct {
 	Timeout time.Duration
 }
 
+// Equal reports whether o and p are the same policy. Options with an
+// Authorize predicate are never equal (functions cannot be compared), so a
+// caller that re-exposes on inequality re-exposes them every time.
+func (o ExposeOptions) Equal(p ExposeOptions) bool {
+	return o.Authorize == nil && p.Authorize == nil && o.Allow.Equal(p.Allow) &&
+		o.MaxConcurrent == p.MaxConcurrent && o.Timeout == p.Timeout
+}
+
 // exposed is an immutable registration; Expose replaces the whole value.
 type exposed struct {
 	handle   string
 	h        Handler
-	allow    map[trust.PeerID]struct{} // nil: everyone
+	allow    AllowList
 	auth     func(trust.PeerID, string) bool
 	max      int64 // <= 0: no cap
 	timeout  time.Duration
@@ -86,8 +75,8 @@ type exposed struct {
 }
 
 func validHandle(handle string) error {
-	if handle == "" || len(handle) > wire.MaxHandleLen || !utf8.ValidString(handle) {
-		return fmt.Errorf("%w: %q (want 1-%d bytes of UTF-8)", ErrBadHandle, handle, wire.MaxHandleLen)
+	if err := wire.CheckHandle(handle); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadHandle, err)
 	}
 	return nil
 }
@@ -102,18 +91,12 @@ func (n *Node) Expose(handle string, h Handler, opts ExposeOptions) error {
 	if h == nil {
 		return fmt.Errorf("host: Expose %q: nil handler", handle)
 	}
-	e := &exposed{handle: handle, h: h, auth: opts.Authorize, timeout: opts.Timeout}
+	e := &exposed{handle: handle, h: h, allow: opts.Allow, auth: opts.Authorize, timeout: opts.Timeout}
 	switch {
 	case opts.MaxConcurrent == 0:
 		e.max = DefaultMaxConcurrent
 	case opts.MaxConcurrent > 0:
 		e.max = int64(opts.MaxConcurrent)
-	}
-	if opts.Allow != nil {
-		e.allow = make(map[trust.PeerID]struct{}, len(opts.Allow))
-		for _, p := range opts.Allow {
-			e.allow[p] = struct{}{}
-		}
 	}
 	n.handlersMu.Lock()
 	defer n.handlersMu.Unlock()
@@ -164,10 +147,8 @@ func (n *Node) admit(caller trust.PeerID, handle string) (*exposed, wire.Status)
 	if e == nil {
 		return nil, wire.StatusNoSuchHandle
 	}
-	if e.allow != nil {
-		if _, ok := e.allow[caller]; !ok {
-			return nil, wire.StatusForbidden
-		}
+	if !e.allow.Allows(caller) {
+		return nil, wire.StatusForbidden
 	}
 	if e.auth != nil && !e.auth(caller, handle) {
 		return nil, wire.StatusForbidden
@@ -190,16 +171,22 @@ func (e *exposed) serve(ctx context.Context, req *Request) (body []byte, status 
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			body, status = fmt.Appendf(nil, "panic: %v", r), wire.StatusHandlerCrashed
+			body, status = fmt.Append(nil, r), wire.StatusHandlerCrashed
 		}
 	}()
 	res, err := e.h.Handle(ctx, req)
-	if err != nil {
-		st := errStatus(err)
-		if ctx.Err() == context.DeadlineExceeded && st == wire.StatusHandlerError {
-			st = wire.StatusDeadlineExceeded
-		}
-		return []byte(remoteText(err, st)), st
+	if err == nil {
+		return res, wire.StatusOK
 	}
-	return res, wire.StatusOK
+	st, msg := rpc.Outcome(err)
+	if ctx.Err() == context.DeadlineExceeded && st == rpc.StatusHandlerError {
+		st = rpc.StatusDeadlineExceeded
+	}
+	ws, onWire := st.Wire()
+	if !onWire {
+		// The caller's own outcome of a call the handler made (not
+		// connected, say): the handler failed.
+		ws, msg = wire.StatusHandlerError, err.Error()
+	}
+	return []byte(msg), ws
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
 )
@@ -77,7 +78,8 @@ type peerState struct {
 	// dialing serialises our dials to the peer (buffered 1), so that two
 	// connections we dial are never in handshake at once: the later
 	// one is then the fresher on both sides (see prefer).
-	dialing chan struct{}
+	dialing  chan struct{}
+	dialAddr string // the address of the dial holding the slot; "" if none
 }
 
 // redialer is one peer's redial loop as the peer's state knows it, so that
@@ -346,15 +348,8 @@ func (n *Node) untrusted(peer trust.PeerID) {
 	}
 }
 
-// PeerInfo describes one trusted peer.
-type PeerInfo struct {
-	ID        trust.PeerID
-	Label     string
-	AddedAt   time.Time
-	Connected bool
-	Addr      string // the live connection's remote address, else the last known address
-	Source    string // how the dial address was learned ("connect", "config", "mdns", ...); empty if none
-}
+// PeerInfo describes one trusted peer; a plugin's Host.Peers lists the same.
+type PeerInfo = rpc.PeerInfo
 
 // Peers lists every trusted peer with its label, whether it is connected and
 // its last known address. The caller owns the slice.
@@ -509,6 +504,18 @@ func checkAddr(addr string) error {
 	return nil
 }
 
+// resume ends a Disconnect's stop on redialling peer.
+func (n *Node) resume(peer trust.PeerID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ps := n.peers[peer]; ps != nil && ps.suspended {
+		ps.suspended = false
+		if ps.conn == nil && ps.addr != "" && !n.closed {
+			n.redialLocked(peer, ps, 0)
+		}
+	}
+}
+
 // Disconnect closes the connections to peer without untrusting it, failing
 // its calls in flight with an error matching ErrConnLost, and stops
 // redialling it until the next Connect, address hint (SetAddr, discovery)
@@ -548,6 +555,41 @@ func (n *Node) Disconnect(peer trust.PeerID) error {
 
 var errDisconnected = &connLostError{errors.New("disconnected by this node (Disconnect)")}
 
+// takeDialSlot waits for ps's dialing slot and reports whether it took it.
+// A dial to another address than the one in progress goes ahead without
+// it (false, ctx not done): the one in progress may hang at an address the
+// peer has left, and the fresher of two that both succeed is still told
+// apart by the acceptor in all but a race of the two handshakes.
+func (n *Node) takeDialSlot(ctx context.Context, ps *peerState, addr string) bool {
+	for {
+		select {
+		case ps.dialing <- struct{}{}:
+			n.mu.Lock()
+			ps.dialAddr = addr
+			n.mu.Unlock()
+			return true
+		default:
+		}
+		n.mu.RLock()
+		other := ps.dialAddr
+		n.mu.RUnlock()
+		if other != "" && other != addr {
+			return false
+		}
+		select {
+		case ps.dialing <- struct{}{}:
+			n.mu.Lock()
+			ps.dialAddr = addr
+			n.mu.Unlock()
+			return true
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+			// Look again: the dial in progress may have changed address.
+		}
+	}
+}
+
 // dial connects to peer at addr and registers the connection. ps is the
 // peer's state when the dial was decided; its dialing slot is held for the
 // whole dial. A Connect dial (connect true) that finds the peer connected
@@ -557,12 +599,16 @@ func (n *Node) dial(ctx context.Context, peer trust.PeerID, addr string, ps *pee
 	defer cancel()
 	stop := context.AfterFunc(n.ctx, cancel) // Close aborts dials in progress
 	defer stop()
-	select {
-	case ps.dialing <- struct{}{}:
-	case <-ctx.Done():
+	if held := n.takeDialSlot(ctx, ps, addr); held {
+		defer func() {
+			n.mu.Lock()
+			ps.dialAddr = ""
+			n.mu.Unlock()
+			<-ps.dialing
+		}()
+	} else if ctx.Err() != nil {
 		return fmt.Errorf("host: dialing %s at %s: %w", peer.Short(), addr, ctx.Err())
 	}
-	defer func() { <-ps.dialing }()
 	n.mu.RLock()
 	err := n.alreadyLocked(ps, addr)
 	n.mu.RUnlock()
@@ -727,8 +773,9 @@ func (n *Node) register(sc *wire.Conn, dialed bool, started time.Duration) error
 // prefer reports whether a, a new connection, should be kept over b, the
 // one in use for the same peer. Both sides evaluate it alike:
 //   - same direction: the fresher wins. Its dialer dials only when it has
-//     no connection in use, one dial at a time, so for it the old one is
-//     dead; the acceptor, which may not know yet, orders them by accept time.
+//     no connection in use, one dial per address at a time, so for it the
+//     old one is dead; the acceptor, which may not know yet, orders them by
+//     accept time.
 //   - opposite directions (simultaneous dials): the one dialled by the
 //     smaller PeerID wins.
 func (n *Node) prefer(a, b *conn) bool {

@@ -385,7 +385,7 @@ func TestOverloaded(t *testing.T) {
 func TestAllowListAndAuthorize(t *testing.T) {
 	nodes := peernettest.Nodes(t, 3, host.Config{})
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	expose(t, c, "allow", echo, host.ExposeOptions{Allow: []trust.PeerID{a.Identity()}})
+	expose(t, c, "allow", echo, host.ExposeOptions{Allow: host.AllowOnly(a.Identity())})
 	expose(t, c, "auth", echo, host.ExposeOptions{Authorize: func(p trust.PeerID, handle string) bool {
 		return p == b.Identity() && handle == "auth"
 	}})

@@ -3,10 +3,12 @@ package pluginsdk
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/peernet/peernet/pluginsdk/pluginpb"
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -27,7 +29,7 @@ func (h *hostClient) Call(ctx context.Context, peer PeerID, handle string, args 
 	if err != nil {
 		return nil, transportError(ctx, err)
 	}
-	if err := statusError(resp.Status, resp.Error); err != nil {
+	if err := callbackError(resp.Status, resp.Error, peer, handle); err != nil {
 		return nil, err
 	}
 	return resp.Body, nil
@@ -42,7 +44,7 @@ func (h *hostClient) Send(ctx context.Context, peer PeerID, handle string, args 
 	if err != nil {
 		return transportError(ctx, err)
 	}
-	return statusError(resp.Status, resp.Error)
+	return callbackError(resp.Status, resp.Error, peer, handle)
 }
 
 func (h *hostClient) Peers(ctx context.Context) ([]PeerInfo, error) {
@@ -53,7 +55,7 @@ func (h *hostClient) Peers(ctx context.Context) ([]PeerInfo, error) {
 	if err != nil {
 		return nil, transportError(ctx, err)
 	}
-	if err := statusError(resp.Status, resp.Error); err != nil {
+	if err := callbackError(resp.Status, resp.Error, PeerID{}, ""); err != nil {
 		return nil, err
 	}
 	peers := make([]PeerInfo, 0, len(resp.Peers))
@@ -62,7 +64,7 @@ func (h *hostClient) Peers(ctx context.Context) ([]PeerInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pluginsdk: host listed a malformed peer: %w", err)
 		}
-		peers = append(peers, PeerInfo{ID: id, Label: p.Label, Connected: p.Connected, Addr: p.Addr})
+		peers = append(peers, PeerInfo{ID: id, Label: p.Label, AddedAt: time.Unix(0, p.AddedAt), Connected: p.Connected, Addr: p.Addr, Source: p.Source})
 	}
 	return peers, nil
 }
@@ -76,39 +78,18 @@ func transportError(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
-// statusError maps the status of a callback to the error the plugin sees.
-func statusError(st pluginpb.Status, msg string) error {
-	var sentinel error
-	switch st {
-	case pluginpb.Status_STATUS_OK:
+// callbackError is the error for a callback's status: nil for ok, the
+// context's own error for a deadline or cancellation (so that errors.Is
+// against ctx.Err() holds), else an *Error carrying the node's message.
+func callbackError(st uint32, msg string, peer PeerID, handle string) error {
+	s := rpc.Status(st)
+	switch s {
+	case rpc.StatusOK:
 		return nil
-	case pluginpb.Status_STATUS_HANDLER_ERROR:
-		return &HandlerError{Msg: msg}
-	case pluginpb.Status_STATUS_DEADLINE_EXCEEDED:
-		return context.DeadlineExceeded
-	case pluginpb.Status_STATUS_CANCELED:
-		return context.Canceled
-	case pluginpb.Status_STATUS_HANDLER_CRASHED:
-		sentinel = ErrHandlerCrashed
-	case pluginpb.Status_STATUS_NO_SUCH_HANDLE:
-		sentinel = ErrNoSuchHandle
-	case pluginpb.Status_STATUS_TOO_LARGE:
-		sentinel = ErrTooLarge
-	case pluginpb.Status_STATUS_UNAVAILABLE:
-		sentinel = ErrUnavailable
-	case pluginpb.Status_STATUS_NOT_CONNECTED:
-		sentinel = ErrNotConnected
-	case pluginpb.Status_STATUS_FORBIDDEN:
-		sentinel = ErrForbidden
-	case pluginpb.Status_STATUS_OVERLOADED:
-		sentinel = ErrOverloaded
-	case pluginpb.Status_STATUS_BAD_REQUEST:
-		sentinel = ErrBadRequest
-	default:
-		return fmt.Errorf("pluginsdk: host callback failed (%v): %s", st, msg)
+	case rpc.StatusDeadlineExceeded, rpc.StatusCanceled:
+		if msg == "" {
+			return s.Err()
+		}
 	}
-	if msg == "" {
-		return sentinel
-	}
-	return fmt.Errorf("%w: %s", sentinel, msg)
+	return &Error{Status: s, Message: msg, Peer: peer, Handle: handle}
 }

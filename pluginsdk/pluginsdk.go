@@ -2,47 +2,56 @@ package pluginsdk
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/wire"
 )
 
-// Errors a Host callback returns. The node reports the outcome of a callback
-// with these (and *HandlerError), so a plugin matches them with errors.Is
-// whatever the transport in between. A deadline or cancellation of the
-// callback's context is reported as context.DeadlineExceeded or
-// context.Canceled.
+// Outcomes of a call, the same values the node uses (package rpc): a
+// Host callback fails with them, and a handler may return them. Match them
+// with errors.Is; an outcome that came with a message is an *Error, which
+// matches its status's sentinel too. A deadline or cancellation is
+// context.DeadlineExceeded or context.Canceled.
 var (
-	// ErrUnavailable: the host serves no callbacks to this plugin, or the
-	// connection to it is gone.
-	ErrUnavailable = errors.New("pluginsdk: host unavailable")
+	// ErrUnavailable: the host serves no callbacks to this plugin, the
+	// connection to it is gone, or the handler cannot serve now.
+	ErrUnavailable = rpc.ErrUnavailable
 	// ErrNotConnected: the peer is not connected.
-	ErrNotConnected = errors.New("pluginsdk: peer not connected")
+	ErrNotConnected = rpc.ErrNotConnected
+	// ErrConnLost: the connection to the peer dropped during the call; the
+	// remote handler may or may not have run.
+	ErrConnLost = rpc.ErrConnLost
+	// ErrNotTrusted: the peer is not on the node's trust list.
+	ErrNotTrusted = rpc.ErrNotTrusted
 	// ErrNoSuchHandle: the peer does not expose the handle.
-	ErrNoSuchHandle = errors.New("pluginsdk: no such handle")
+	ErrNoSuchHandle = rpc.ErrNoSuchHandle
 	// ErrForbidden: the peer exposes the handle, but not to this node.
-	ErrForbidden = errors.New("pluginsdk: forbidden")
-	// ErrHandlerCrashed: the remote handler panicked.
-	ErrHandlerCrashed = errors.New("pluginsdk: remote handler crashed")
+	ErrForbidden = rpc.ErrForbidden
+	// ErrHandlerError: the remote handler returned an error; the *Error
+	// carries its message.
+	ErrHandlerError = rpc.ErrHandlerError
+	// ErrHandlerCrashed: the remote handler panicked or its plugin died.
+	ErrHandlerCrashed = rpc.ErrHandlerCrashed
 	// ErrOverloaded: the peer or the host refused the call for lack of
 	// capacity; retrying later may succeed.
-	ErrOverloaded = errors.New("pluginsdk: overloaded")
+	ErrOverloaded = rpc.ErrOverloaded
 	// ErrTooLarge: the arguments or the result exceed a maximum message size.
-	ErrTooLarge = errors.New("pluginsdk: message too large")
+	ErrTooLarge = rpc.ErrTooLarge
 	// ErrBadRequest: the host rejected the callback as malformed (for
-	// example a zero PeerID).
-	ErrBadRequest = errors.New("pluginsdk: bad request")
+	// example a zero PeerID or a bad handle name).
+	ErrBadRequest = rpc.ErrBadRequest
 )
 
-// HandlerError is the error a remote handler returned, as its message.
-type HandlerError struct {
-	Msg string
-}
+// Error is an outcome other than ok with the text that came with it (a
+// remote handler's message, say); see rpc.Error.
+type Error = rpc.Error
 
-func (e *HandlerError) Error() string { return "pluginsdk: remote handler error: " + e.Msg }
+// Status is the outcome of a call; see rpc.Status.
+type Status = rpc.Status
 
 // PeerID is a peer's address: its Ed25519 public key. See trust.PeerID.
 type PeerID = trust.PeerID
@@ -50,53 +59,32 @@ type PeerID = trust.PeerID
 // ParsePeerID parses the canonical text form of a PeerID ("pn1…").
 func ParsePeerID(s string) (PeerID, error) { return trust.ParsePeerID(s) }
 
-// Kind tells a call, whose result goes back to the caller, from a send,
-// whose result is discarded.
-type Kind uint8
-
-const (
-	// KindCall: the caller waits for the handler's result.
-	KindCall Kind = iota + 1
-	// KindSend: fire-and-forget; the handler's result is discarded.
-	KindSend
+// The request model is the node's own (package rpc).
+type (
+	// Kind tells a call, whose result goes back to the caller, from a
+	// send, whose result is discarded.
+	Kind = rpc.Kind
+	// Request is one call or send to a handle of the plugin. The handler
+	// owns Args and may keep or modify it.
+	Request = rpc.Request
+	// Handler serves a handle. Handle is called concurrently, once per
+	// call, in its own goroutine; ctx carries the caller's deadline and is
+	// cancelled when the caller gives up, the host drops the call or the
+	// plugin stops. The returned bytes belong to the SDK once returned.
+	// See the package documentation for how results, errors and panics
+	// reach the caller.
+	Handler = rpc.Handler
+	// HandlerFunc adapts a function to Handler.
+	HandlerFunc = rpc.HandlerFunc
+	// PeerInfo describes one trusted peer of the node.
+	PeerInfo = rpc.PeerInfo
 )
 
-func (k Kind) String() string {
-	switch k {
-	case KindCall:
-		return "call"
-	case KindSend:
-		return "send"
-	}
-	return "unknown"
-}
-
-// Request is one call or send to a handle of the plugin. The handler owns
-// Args and may keep or modify it.
-type Request struct {
-	// Caller is the verified PeerID of the calling peer; the zero PeerID when
-	// the call did not come from a peer (e.g. a local test).
-	Caller PeerID
-	// Handle is the name the call was made to.
-	Handle string
-	Kind   Kind
-	Args   []byte
-}
-
-// Handler serves a handle. Handle is called concurrently, once per call, in
-// its own goroutine; ctx carries the caller's deadline and is cancelled when
-// the caller gives up, the host drops the call or the plugin stops. The
-// returned bytes belong to the SDK once returned. See the package
-// documentation for how results, errors and panics reach the caller.
-type Handler interface {
-	Handle(ctx context.Context, req *Request) ([]byte, error)
-}
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
-
-// Handle calls f(ctx, req).
-func (f HandlerFunc) Handle(ctx context.Context, req *Request) ([]byte, error) { return f(ctx, req) }
+// The kinds of request.
+const (
+	KindCall = rpc.KindCall
+	KindSend = rpc.KindSend
+)
 
 // Host is the node seen from a plugin: callbacks that call or send to peers
 // on the plugin's behalf. The plugin receives it in Config.Configure; its
@@ -116,15 +104,6 @@ type Host interface {
 	Send(ctx context.Context, peer PeerID, handle string, args []byte) error
 	// Peers lists the node's trusted peers. The caller owns the slice.
 	Peers(ctx context.Context) ([]PeerInfo, error)
-}
-
-// PeerInfo describes one trusted peer of the node.
-type PeerInfo struct {
-	ID        PeerID
-	Label     string
-	Connected bool
-	// Addr is the peer's last known network address, or "".
-	Addr string
 }
 
 // Config describes a plugin to Serve. Serve does not modify it.
@@ -150,8 +129,8 @@ type Config struct {
 }
 
 // DefaultMaxMessageSize is the maximum size of a call's arguments and of a
-// result unless the node configures another.
-const DefaultMaxMessageSize = 4 << 20
+// result unless the node configures another: the network's default.
+const DefaultMaxMessageSize = wire.DefaultMaxMessageSize
 
 // MaxMessageSizeLimit is the largest maximum message size the protocol
 // allows.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/peernet/peernet/pluginsdk"
-	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
 	"github.com/peernet/peernet/trust"
 )
@@ -100,23 +99,23 @@ func TestHandlerOutcomes(t *testing.T) {
 	}{
 		{"ok", 0, func(out []byte, err error) bool { return err == nil && string(out) == "fine" }},
 		{"error", 0, func(_ []byte, err error) bool {
-			var he *pluginclient.HandlerError
-			return errors.As(err, &he) && he.Msg == "it broke" && he.Handle == "error"
+			var he *pluginsdk.Error
+			return errors.As(err, &he) && he.Message == "it broke"
 		}},
 		{"bad utf-8", 0, func(_ []byte, err error) bool {
-			var he *pluginclient.HandlerError
-			return errors.As(err, &he) && he.Msg == "bad \uFFFD byte"
+			var he *pluginsdk.Error
+			return errors.As(err, &he) && he.Message == "bad \uFFFD byte"
 		}},
 		{"long error", 0, func(_ []byte, err error) bool {
-			var he *pluginclient.HandlerError
-			return errors.As(err, &he) && len(he.Msg) == 4096 && strings.Trim(he.Msg, "é") == ""
+			var he *pluginsdk.Error
+			return errors.As(err, &he) && len(he.Message) == 4096 && strings.Trim(he.Message, "é") == ""
 		}},
 		{"panic", 0, func(_ []byte, err error) bool {
-			return errors.Is(err, pluginclient.ErrHandlerCrashed) && strings.Contains(err.Error(), "oh no")
+			return errors.Is(err, pluginsdk.ErrHandlerCrashed) && strings.Contains(err.Error(), "oh no")
 		}},
-		{"too large", 0, func(_ []byte, err error) bool { return errors.Is(err, pluginclient.ErrTooLarge) }},
+		{"too large", 0, func(_ []byte, err error) bool { return errors.Is(err, pluginsdk.ErrTooLarge) }},
 		{"deadline", 20 * time.Millisecond, func(_ []byte, err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
-		{"missing", 0, func(_ []byte, err error) bool { return errors.Is(err, pluginclient.ErrNoSuchHandle) }},
+		{"missing", 0, func(_ []byte, err error) bool { return errors.Is(err, pluginsdk.ErrNoSuchHandle) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.handle, func(t *testing.T) {
@@ -200,7 +199,7 @@ func TestSIGTERM(t *testing.T) {
 	}
 	for {
 		_, err := p.Call(context.Background(), pluginsdk.PeerID{}, "echo", nil)
-		if errors.Is(err, pluginclient.ErrUnavailable) {
+		if errors.Is(err, pluginsdk.ErrUnavailable) {
 			break
 		}
 		if err != nil {

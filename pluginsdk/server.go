@@ -19,7 +19,9 @@ import (
 
 	"github.com/peernet/peernet/pluginsdk/internal/outbox"
 	"github.com/peernet/peernet/pluginsdk/pluginpb"
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/wire"
 )
 
 const (
@@ -39,7 +41,10 @@ const (
 // the protocol, registered on go-plugin's gRPC server. Plugin mains call
 // Serve instead; this exists for the test kit (plugintest) and for embedding
 // a plugin in another go-plugin setup. Its GRPCClient method fails: the host
-// half lives in package pluginclient.
+// half lives in package pluginclient. The returned value is also an
+// io.Closer: Close releases the connection to the host's callbacks, which
+// Serve does when the plugin exits; call it once the gRPC server has
+// stopped.
 func GRPCPlugin(cfg Config) (plugin.GRPCPlugin, error) {
 	s, err := newServer(cfg)
 	if err != nil {
@@ -56,6 +61,12 @@ type grpcPlugin struct {
 func (p *grpcPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
 	p.srv.broker = broker
 	pluginpb.RegisterPluginServer(s, p.srv)
+	return nil
+}
+
+// Close releases the host callback connection.
+func (p *grpcPlugin) Close() error {
+	p.srv.close()
 	return nil
 }
 
@@ -92,8 +103,8 @@ func newServer(cfg Config) (*server, error) {
 	}
 	handles := make([]string, 0, len(cfg.Handlers))
 	for h, fn := range cfg.Handlers {
-		if h == "" || !utf8.ValidString(h) {
-			return nil, fmt.Errorf("pluginsdk: plugin %q: invalid handle name %q", cfg.Name, h)
+		if err := wire.CheckHandle(h); err != nil {
+			return nil, fmt.Errorf("pluginsdk: plugin %q: invalid handle name: %w", cfg.Name, err)
 		}
 		if fn == nil {
 			return nil, fmt.Errorf("pluginsdk: plugin %q: handler for %q is nil", cfg.Name, h)
@@ -294,17 +305,14 @@ func replySize(f *pluginpb.PluginFrame) int {
 func (ss *session) start(c *pluginpb.Call) {
 	h := ss.srv.cfg.Handlers[c.Handle]
 	if h == nil {
-		ss.reply(c.Id, pluginpb.Status_STATUS_NO_SUCH_HANDLE, nil, fmt.Sprintf("plugin %q has no handle %q", ss.srv.cfg.Name, c.Handle))
+		ss.reply(c.Id, rpc.StatusNoSuchHandle, nil, fmt.Sprintf("plugin %q has no handle %q", ss.srv.cfg.Name, c.Handle))
 		return
 	}
-	req := &Request{Handle: c.Handle, Args: c.Args, Kind: KindCall}
-	if c.Kind == pluginpb.Kind_KIND_SEND {
-		req.Kind = KindSend
-	}
+	req := &Request{Handle: c.Handle, Args: c.Args, Kind: Kind(c.Kind)} // the same values
 	if len(c.Caller) != 0 {
 		id, err := trust.PeerIDFromBytes(c.Caller)
 		if err != nil {
-			ss.reply(c.Id, pluginpb.Status_STATUS_BAD_REQUEST, nil, "malformed caller: "+err.Error())
+			ss.reply(c.Id, rpc.StatusBadRequest, nil, "malformed caller: "+err.Error())
 			return
 		}
 		req.Caller = id
@@ -323,7 +331,7 @@ func (ss *session) start(c *pluginpb.Call) {
 	if s.draining {
 		s.mu.Unlock()
 		cancel()
-		ss.reply(c.Id, pluginpb.Status_STATUS_UNAVAILABLE, nil, "plugin is shutting down")
+		ss.reply(c.Id, rpc.StatusUnavailable, nil, "plugin is shutting down")
 		return
 	}
 	s.handlers.Add(1)
@@ -352,35 +360,36 @@ func (ss *session) cancel(id uint64) {
 	}
 }
 
-func (ss *session) reply(id uint64, st pluginpb.Status, body []byte, msg string) {
+func (ss *session) reply(id uint64, st rpc.Status, body []byte, msg string) {
 	msg = cleanText(msg)
 	ss.out.Push(&pluginpb.PluginFrame{Frame: &pluginpb.PluginFrame_Reply{Reply: &pluginpb.Reply{
-		Id: id, Status: st, Body: body, Error: msg,
+		Id: id, Status: uint32(st), Body: body, Error: msg,
 	}}})
 }
 
-// invoke runs h, turning its outcome, including a panic, into a reply.
-func (s *server) invoke(ctx context.Context, h Handler, req *Request, maxMsg int) (st pluginpb.Status, body []byte, msg string) {
+// invoke runs h, turning its outcome, including a panic, into a reply's
+// status, body and message, as the node does for its own handlers.
+func (s *server) invoke(ctx context.Context, h Handler, req *Request, maxMsg int) (st rpc.Status, body []byte, msg string) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("handler panicked", "handle", req.Handle, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			st, body, msg = pluginpb.Status_STATUS_HANDLER_CRASHED, nil, fmt.Sprint(v)
+			st, body, msg = rpc.StatusHandlerCrashed, nil, fmt.Sprint(v)
 		}
 	}()
 	body, err := h.Handle(ctx, req)
 	switch {
 	case err == nil && req.Kind == KindSend:
-		return pluginpb.Status_STATUS_OK, nil, ""
+		return rpc.StatusOK, nil, ""
 	case err == nil && len(body) > maxMsg:
-		return pluginpb.Status_STATUS_TOO_LARGE, nil, fmt.Sprintf("result of %q is %d bytes, limit %d", req.Handle, len(body), maxMsg)
+		return rpc.StatusTooLarge, nil, fmt.Sprintf("result of %q is %d bytes, limit %d", req.Handle, len(body), maxMsg)
 	case err == nil:
-		return pluginpb.Status_STATUS_OK, body, ""
-	case ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded):
-		return pluginpb.Status_STATUS_DEADLINE_EXCEEDED, nil, err.Error()
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return pluginpb.Status_STATUS_CANCELED, nil, err.Error()
+		return rpc.StatusOK, body, ""
 	}
-	return pluginpb.Status_STATUS_HANDLER_ERROR, nil, err.Error()
+	st, msg = rpc.Outcome(err)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && st == rpc.StatusHandlerError {
+		st = rpc.StatusDeadlineExceeded
+	}
+	return st, nil, msg
 }
 
 // cleanText makes s fit a protobuf string field of a reply: valid UTF-8 (the

@@ -225,7 +225,7 @@ func (m *Message) wireLen() (int, error) {
 		if m.ID == 0 {
 			return 0, fmt.Errorf("encoding call: id 0: %w", ErrMalformed)
 		}
-		if err := checkHandle(m.Handle); err != nil {
+		if err := CheckHandle(m.Handle); err != nil {
 			return 0, fmt.Errorf("encoding call: %w", err)
 		}
 		return CallOverhead + len(m.Handle) + len(m.Body), nil
@@ -238,7 +238,7 @@ func (m *Message) wireLen() (int, error) {
 		}
 		return ReplyOverhead + len(m.Body), nil
 	case TypeSend:
-		if err := checkHandle(m.Handle); err != nil {
+		if err := CheckHandle(m.Handle); err != nil {
 			return 0, fmt.Errorf("encoding send: %w", err)
 		}
 		return SendOverhead + len(m.Handle) + len(m.Body), nil
@@ -258,7 +258,10 @@ func (m *Message) wireLen() (int, error) {
 	return 0, fmt.Errorf("encoding message: type %d: %w", m.Type, ErrUnknownType)
 }
 
-func checkHandle(h string) error {
+// CheckHandle reports why h cannot name a handle, or nil: a handle is 1 to
+// MaxHandleLen bytes of UTF-8. The error matches ErrMalformed. It is the
+// one rule for handle names, from the configuration file to a plugin.
+func CheckHandle(h string) error {
 	if len(h) < 1 || len(h) > MaxHandleLen {
 		return fmt.Errorf("handle length %d not in 1..%d: %w", len(h), MaxHandleLen, ErrMalformed)
 	}

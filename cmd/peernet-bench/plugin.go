@@ -228,7 +228,7 @@ func newPluginRoutedSystem(b *pluginBinaries) (system, error) {
 			Name:    "echo",
 			Path:    b.echo,
 			SHA256:  b.echoSum,
-			Handles: []plugin.Handle{{Name: echoHandle, MaxConcurrent: -1}},
+			Handles: []plugin.Handle{{Name: echoHandle, ExposeOptions: host.ExposeOptions{MaxConcurrent: -1}}},
 		}})
 	})
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/peernet/peernet/control"
-	"github.com/peernet/peernet/host/plugin"
 )
 
 // requestTimeout bounds control requests other than calls.
@@ -192,7 +191,7 @@ func plugins(env *cmdEnv, args []string) error {
 	})
 }
 
-func printPlugins(env *cmdEnv, ps []plugin.Status) error {
+func printPlugins(env *cmdEnv, ps []control.PluginStatus) error {
 	rows := make([][]any, len(ps))
 	for i, p := range ps {
 		pid := "-"

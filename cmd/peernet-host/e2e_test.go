@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/peernet/peernet/control"
-	"github.com/peernet/peernet/daemon"
 	"github.com/peernet/peernet/host/plugin"
+	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -140,6 +140,10 @@ func hostEnv() []string {
 	return env
 }
 
+// stateRunning is the state the plugins command shows for a plugin serving
+// calls: the supervisor's own name for it.
+const stateRunning = string(plugin.StateRunning)
+
 // node is one peernet-host daemon under test, with its directory and
 // configuration file.
 type node struct {
@@ -172,7 +176,7 @@ func (n *node) write(t testing.TB, hcl string) {
 }
 
 // socket is the path of the node's control socket.
-func (n *node) socket() string { return filepath.Join(n.dir, "data", daemon.ControlSocket) }
+func (n *node) socket() string { return control.SocketPath(filepath.Join(n.dir, "data")) }
 
 // cli runs "peernet-host COMMAND -config FILE ARGS...".
 func (n *node) cli(t testing.TB, args ...string) result {
@@ -221,11 +225,11 @@ func (n *node) status(t testing.TB) control.Status {
 	return st
 }
 
-func (n *node) plugins(t testing.TB) map[string]plugin.Status {
+func (n *node) plugins(t testing.TB) map[string]control.PluginStatus {
 	t.Helper()
-	var ps []plugin.Status
+	var ps []control.PluginStatus
 	n.mustJSON(t, &ps, "plugins")
-	m := map[string]plugin.Status{}
+	m := map[string]control.PluginStatus{}
 	for _, p := range ps {
 		m[p.Name] = p
 	}
@@ -315,17 +319,10 @@ func (n *node) terminate(t testing.TB, within time.Duration) (int, time.Duration
 	}
 }
 
-// waitUntil polls cond every 20 ms until it holds, failing the test after
-// timeout.
+// waitUntil polls cond until it holds, failing the test after timeout.
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, what, timeout, cond)
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -463,7 +460,7 @@ func testOperator(t *testing.T, bins *binaries) {
 	}
 	wantCode(t, "disconnect when not connected", beta.cli(t, "disconnect", "alpha"), exitFailed, "not connected")
 	beta.must(t, "connect", "alpha", alphaAddr)
-	if v := alpha.plugins(t)["echo"]; v.Version != "1.0.0" || v.State != plugin.StateRunning {
+	if v := alpha.plugins(t)["echo"]; v.Version != "1.0.0" || v.State != stateRunning {
 		t.Errorf("echo before reload: %+v", v)
 	}
 	connBefore := alpha.peers(t)["beta"]
@@ -482,7 +479,7 @@ func testOperator(t *testing.T, bins *binaries) {
 	}
 	wantCode(t, "call to echo closed to beta", beta.cli(t, "call", "alpha", "echo", "hi"), exitFailed, "forbidden")
 	wantCode(t, "call to revoked whoami", beta.cli(t, "call", "alpha", "whoami"), exitFailed, "no_such_handle")
-	if ps := alpha.plugins(t); ps["echo"].Version != "2.0.0" || ps["kv"].State != plugin.StateRunning {
+	if ps := alpha.plugins(t); ps["echo"].Version != "2.0.0" || ps["kv"].State != stateRunning {
 		t.Errorf("plugins after reload: %+v", ps)
 	}
 	beta.must(t, "call", "alpha", "kv.put", `{"key":"greeting","value":"hej"}`)
@@ -509,7 +506,7 @@ func testOperator(t *testing.T, bins *binaries) {
 	}
 	waitUntil(t, pollTimeout, "echo to be restarted", func() bool {
 		p := alpha.plugins(t)["echo"]
-		return p.State == plugin.StateRunning && p.Generation > echo.Generation && p.Pid != echo.Pid
+		return p.State == stateRunning && p.Generation > echo.Generation && p.Pid != echo.Pid
 	})
 	beta.must(t, "call", "alpha", "sleep", "1ms")
 
@@ -593,10 +590,38 @@ func slowCalls(t *testing.T, caller, callee *node) func(when string) {
 }
 
 func testBadInput(t *testing.T, bins *binaries) {
-	alpha, beta, gamma := pair(t, bins, func(n *node) string {
-		return nodeBlock("alpha") + pluginBlock("echo", bins.echo, bins.echoSum, `handle "echo" {}`)
-	})
+	alphaCfg := nodeBlock("alpha") + pluginBlock("echo", bins.echo, bins.echoSum, `handle "echo" {}`)
+	alpha, beta, gamma := pair(t, bins, func(n *node) string { return alphaCfg })
 	strangerID := strings.TrimSpace(gamma.must(t, "id"))
+
+	// The commands that talk to the node read only the file's node block,
+	// so they reach it when the rest of the file has gone bad; run and
+	// reload check the whole file.
+	t.Run("plugin binary missing", func(t *testing.T) {
+		missing := filepath.Join(alpha.dir, "gone", "echo")
+		alpha.write(t, nodeBlock("alpha")+pluginBlock("echo", missing, bins.echoSum, `handle "echo" {}`))
+		t.Cleanup(func() { alpha.write(t, alphaCfg) })
+		st := alpha.status(t)
+		if st.Name != "alpha" || !st.Ready || len(st.Plugins) != 1 || st.Plugins[0].State != stateRunning {
+			t.Errorf("status with the plugin binary missing: %+v", st)
+		}
+		if out := alpha.must(t, "status"); !strings.Contains(out, "echo") {
+			t.Errorf("status printed %q; want the echo plugin listed", out)
+		}
+		if _, ok := alpha.plugins(t)["echo"]; !ok {
+			t.Error("plugins does not list echo")
+		}
+		if _, ok := alpha.peers(t)["beta"]; !ok {
+			t.Error("trust list lacks beta")
+		}
+		if id := strings.TrimSpace(alpha.must(t, "id")); id != st.ID {
+			t.Errorf("id printed %s, status says %s", id, st.ID)
+		}
+		wantCode(t, "reload with the plugin binary missing", alpha.cli(t, "reload"), exitBadConfig,
+			"the node kept its configuration", "Plugin binary not found", missing)
+		wantCode(t, "run with the plugin binary missing", alpha.cli(t, "run"), exitBadConfig, "Plugin binary not found")
+		beta.must(t, "call", "alpha", "echo", "still served")
+	})
 
 	t.Run("malformed config", func(t *testing.T) {
 		bad := newNode(t, bins, t.TempDir(), "bad")

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/peernet/peernet/config"
 	"github.com/peernet/peernet/control"
-	"github.com/peernet/peernet/daemon"
 )
 
 // cmdEnv is what a subcommand runs with.
@@ -28,18 +26,15 @@ type cmdEnv struct {
 	initForce bool
 }
 
-// loadConfig reads the configuration file.
-func (e *cmdEnv) loadConfig() (*config.File, error) {
-	return config.Load(e.configPath)
-}
-
 // client connects to the running node named by the configuration file.
+// It reads only the file's node block (config.Locate), so that a node can
+// be reached whatever has since happened to the rest of its file.
 func (e *cmdEnv) client() (*control.Client, error) {
-	cfg, err := e.loadConfig()
+	loc, err := config.Locate(e.configPath)
 	if err != nil {
 		return nil, err
 	}
-	return control.NewClient(filepath.Join(cfg.Node.DataDir, daemon.ControlSocket))
+	return control.NewClient(control.SocketPath(loc.DataDir))
 }
 
 // ctx bounds a control request by -timeout, or by def when it is unset.

@@ -150,6 +150,10 @@ func usage() {
 		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, commands[n].help)
 	}
 	fmt.Fprint(os.Stderr, "\nEvery command takes -config FILE. Run \"peernet-host COMMAND -h\" for its flags.\n")
+	fmt.Fprint(os.Stderr, "\nrun checks the whole file, and reload has the running node check the file it\n"+
+		"was started from. The other commands read only the node block's name and\n"+
+		"data_dir, so they work while the rest of the file has errors, such as a\n"+
+		"missing plugin binary.\n\n")
 	fmt.Fprintf(os.Stderr, "Exit codes: %d ok, %d failed, %d usage, %d node not running, %d invalid configuration.\n",
 		exitOK, exitFailed, exitUsage, exitNotRunning, exitBadConfig)
 }

@@ -23,7 +23,7 @@ func runNode(env *cmdEnv, args []string) error {
 	if len(args) != 0 {
 		return usagef("run takes no arguments")
 	}
-	cfg, err := env.loadConfig()
+	cfg, err := config.Load(env.configPath)
 	if err != nil {
 		return err
 	}
@@ -34,12 +34,14 @@ func runNode(env *cmdEnv, args []string) error {
 		Output:     env.stderr,
 	})
 
-	// Take the signals before starting, so none is lost.
+	// Take the signals before starting, so none is lost. A stop signal
+	// while the plugins start also cuts their start short.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-
-	d, err := daemon.Start(env.configPath, log)
+	startCtx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	d, err := daemon.Start(startCtx, cfg, log)
+	cancel()
 	if d == nil {
 		return err
 	}
@@ -94,11 +96,11 @@ func initNode(env *cmdEnv, args []string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	cfg, err := env.loadConfig()
+	loc, err := config.Locate(env.configPath)
 	if err != nil {
 		return err
 	}
-	id, err := createIdentity(cfg.Node.DataDir)
+	id, err := createIdentity(loc.DataDir)
 	if err != nil {
 		return err
 	}
@@ -130,24 +132,24 @@ func printID(env *cmdEnv, args []string) error {
 	if len(args) != 0 {
 		return usagef("id takes no arguments")
 	}
-	cfg, err := env.loadConfig()
+	loc, err := config.Locate(env.configPath)
 	if err != nil {
 		return err
 	}
-	id, err := trust.LoadIdentity(filepath.Join(cfg.Node.DataDir, trust.KeyfileName))
+	id, err := trust.LoadIdentity(filepath.Join(loc.DataDir, trust.KeyfileName))
 	var peer trust.PeerID
 	switch {
 	case err == nil:
 		peer = id.PeerID()
 	case errors.Is(err, fs.ErrNotExist):
-		if peer, err = createIdentity(cfg.Node.DataDir); err != nil {
+		if peer, err = createIdentity(loc.DataDir); err != nil {
 			return err
 		}
 	default:
 		return err
 	}
 	if env.json {
-		return env.printJSON(map[string]string{"id": peer.String(), "name": cfg.Node.Name})
+		return env.printJSON(map[string]string{"id": peer.String(), "name": loc.Name})
 	}
 	fmt.Fprintln(env.stdout, peer)
 	return nil

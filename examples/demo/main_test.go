@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/peernet/peernet/config"
+	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -44,7 +45,7 @@ func TestTemplates(t *testing.T) {
 					t.Errorf("plugins %+v, telemetry %+v", f.Plugins, f.Telemetry)
 				}
 				for _, h := range f.Plugins[1].Handles {
-					if h.Name == "kv.put" && (len(h.Allow) != 1 || h.Allow[0] != betaID) {
+					if h.Name == "kv.put" && !h.Allow.Equal(host.AllowOnly(betaID)) {
 						t.Errorf("kv.put allows %v, want beta only", h.Allow)
 					}
 				}
@@ -57,7 +58,7 @@ func TestTemplates(t *testing.T) {
 				"EchoPath": plugin, "EchoSHA256": sum,
 			},
 			check: func(t *testing.T, f *config.File) {
-				if len(f.Plugins) != 1 || len(f.Plugins[0].Handles) != 1 || f.Plugins[0].Handles[0].Allow[0] != alphaID {
+				if len(f.Plugins) != 1 || len(f.Plugins[0].Handles) != 1 || !f.Plugins[0].Handles[0].Allow.Equal(host.AllowOnly(alphaID)) {
 					t.Errorf("plugins %+v; want echo open to alpha only", f.Plugins)
 				}
 			},

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/peernet/peernet/pluginsdk"
-	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
 )
 
@@ -51,8 +50,8 @@ func TestGreet(t *testing.T) {
 			defer cancel()
 			got, err := p.Call(ctx, tt.caller, tt.handle, []byte(tt.args))
 			if tt.wantErr != "" {
-				var he *pluginclient.HandlerError
-				if !errors.As(err, &he) || !strings.HasPrefix(he.Msg, tt.wantErr) {
+				var he *pluginsdk.Error
+				if !errors.As(err, &he) || !strings.HasPrefix(he.Message, tt.wantErr) {
 					t.Fatalf("err = %v, want a handler error starting %q", err, tt.wantErr)
 				}
 				return
@@ -85,9 +84,9 @@ func TestRelay(t *testing.T) {
 	}
 
 	other := mustPeer("pn1culbogazdinryhi6d4qccirdeqssmjzifevcwlbnfyxtamjsgm2ka55sxm")
-	var he *pluginclient.HandlerError
+	var he *pluginsdk.Error
 	_, err = p.Call(ctx, pluginsdk.PeerID{}, "relay", []byte(other.String()))
-	if !errors.As(err, &he) || !strings.Contains(he.Msg, "is not connected") {
+	if !errors.As(err, &he) || !strings.Contains(he.Message, "is not connected") {
 		t.Fatalf("relay to a stranger: %v", err)
 	}
 }
@@ -106,7 +105,7 @@ func TestProcess(t *testing.T) {
 		t.Fatalf("greet: %q, %v", got, err)
 	}
 	// Without a Host (Options.Host is nil), callbacks fail: relay says so.
-	if _, err := p.Call(context.Background(), bob, "relay", []byte(bob.String())); !errors.As(err, new(*pluginclient.HandlerError)) {
+	if _, err := p.Call(context.Background(), bob, "relay", []byte(bob.String())); !errors.As(err, new(*pluginsdk.Error)) {
 		t.Fatalf("relay without a host: %v", err)
 	}
 }

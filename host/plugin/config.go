@@ -1,13 +1,13 @@
 package plugin
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"time"
 
-	"github.com/peernet/peernet/trust"
+	"github.com/peernet/peernet/host"
 )
 
 // Defaults for zero fields of Config and RestartPolicy.
@@ -35,8 +35,9 @@ type Config struct {
 	// PluginConfig is handed to the plugin's Configure, JSON by convention.
 	PluginConfig []byte
 	// GracePeriod bounds how long a stopping or swapped-out generation may
-	// take to finish its calls in flight. Zero takes DefaultGracePeriod; a
-	// negative value stops a generation at once, cancelling its calls.
+	// take to finish its calls in flight; zero (or less) stops a generation
+	// at once, cancelling its calls. The configuration file's default is
+	// DefaultGracePeriod.
 	GracePeriod time.Duration
 	// Restart is the crash policy.
 	Restart RestartPolicy
@@ -59,20 +60,98 @@ type RestartPolicy struct {
 	BackoffMax time.Duration
 }
 
-// Handle is one exposed plugin handle and its limits, as host.ExposeOptions.
+// Handle is one exposed plugin handle and its policy. Authorize is not
+// used: a plugin handle's policy is data, so that reload can compare it.
 type Handle struct {
-	Name          string
-	Allow         []trust.PeerID // nil: every trusted peer
-	MaxConcurrent int            // 0: host.DefaultMaxConcurrent; negative: no cap
-	Timeout       time.Duration  // 0: the caller's deadline only
+	Name string
+	host.ExposeOptions
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// Equal reports whether a and b are the same configuration: applying b to a
+// plugin running a changes nothing.
+func (a Config) Equal(b Config) bool { return len(a.Diff(b)) == 0 }
+
+// Diff names what differs from a to b, for reload reports and logs: the
+// settings that differ ("binary", "args", "env", "config", "grace period",
+// "restart policy") and each handle that is added ("+handle h"), removed
+// ("-handle h") or whose policy changed ("handle h allow: every trusted
+// peer -> no peer"). It is empty when a and b are equal.
+func (a Config) Diff(b Config) []string {
+	var d []string
+	if a.Name != b.Name {
+		d = append(d, "name")
+	}
+	if a.Path != b.Path || a.SHA256 != b.SHA256 {
+		d = append(d, "binary")
+	}
+	if !slices.Equal(a.Args, b.Args) {
+		d = append(d, "args")
+	}
+	if !slices.Equal(a.Env, b.Env) {
+		d = append(d, "env")
+	}
+	if !bytes.Equal(a.PluginConfig, b.PluginConfig) {
+		d = append(d, "config")
+	}
+	if a.GracePeriod != b.GracePeriod {
+		d = append(d, "grace period")
+	}
+	if a.Restart != b.Restart {
+		d = append(d, "restart policy")
+	}
+	for _, h := range b.Handles {
+		i := slices.IndexFunc(a.Handles, func(x Handle) bool { return x.Name == h.Name })
+		if i < 0 {
+			d = append(d, "+handle "+h.Name)
+			continue
+		}
+		o := a.Handles[i]
+		if !o.Allow.Equal(h.Allow) {
+			d = append(d, fmt.Sprintf("handle %s allow: %v -> %v", h.Name, o.Allow, h.Allow))
+		}
+		if o.MaxConcurrent != h.MaxConcurrent {
+			d = append(d, fmt.Sprintf("handle %s max_concurrent: %d -> %d", h.Name, o.MaxConcurrent, h.MaxConcurrent))
+		}
+		if o.Timeout != h.Timeout {
+			d = append(d, fmt.Sprintf("handle %s timeout: %v -> %v", h.Name, o.Timeout, h.Timeout))
+		}
+		if (o.Authorize != nil || h.Authorize != nil) && !o.ExposeOptions.Equal(h.ExposeOptions) {
+			d = append(d, fmt.Sprintf("handle %s authorize", h.Name))
+		}
+	}
+	for _, h := range a.Handles {
+		if !slices.ContainsFunc(b.Handles, func(x Handle) bool { return x.Name == h.Name }) {
+			d = append(d, "-handle "+h.Name)
+		}
+	}
+	return d
+}
+
+// MaxNameLen is the longest plugin name.
+const MaxNameLen = 63
+
+// CheckName reports why name cannot name a plugin, or nil: a name is 1 to
+// MaxNameLen letters, digits, '-', '_' and '.', starting with a letter or
+// digit, so it is safe in file names, metrics labels and logs. The error
+// matches ErrBadName.
+func CheckName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("%w: must be 1 to %d characters long", ErrBadName, MaxNameLen)
+	}
+	for i, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			i > 0 && (r == '-' || r == '_' || r == '.')
+		if !ok {
+			return fmt.Errorf("%w: must be letters, digits, '-', '_' and '.', starting with a letter or digit", ErrBadName)
+		}
+	}
+	return nil
+}
 
 // withDefaults validates c and fills its zero fields.
 func (c Config) withDefaults() (Config, error) {
-	if !nameRE.MatchString(c.Name) {
-		return c, fmt.Errorf("plugin: bad name %q (want 1-64 of A-Z a-z 0-9 . _ -)", c.Name)
+	if err := CheckName(c.Name); err != nil {
+		return c, fmt.Errorf("plugin %q: %w", c.Name, err)
 	}
 	if c.Path == "" {
 		return c, fmt.Errorf("plugin %s: no binary path", c.Name)
@@ -90,12 +169,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		seen[h.Name] = true
 	}
-	switch {
-	case c.GracePeriod == 0:
-		c.GracePeriod = DefaultGracePeriod
-	case c.GracePeriod < 0:
-		c.GracePeriod = 0 // a context that is done at once
-	}
+	c.GracePeriod = max(c.GracePeriod, 0) // zero: a context that is done at once
 	r := &c.Restart
 	if *r == (RestartPolicy{}) {
 		r.MaxCrashes = DefaultMaxCrashes
@@ -119,5 +193,5 @@ func (c Config) withDefaults() (Config, error) {
 // change between them needs no new generation.
 func sameProcess(a, b Config) bool {
 	return a.Path == b.Path && a.SHA256 == b.SHA256 && slices.Equal(a.Args, b.Args) &&
-		slices.Equal(a.Env, b.Env) && string(a.PluginConfig) == string(b.PluginConfig)
+		slices.Equal(a.Env, b.Env) && bytes.Equal(a.PluginConfig, b.PluginConfig)
 }

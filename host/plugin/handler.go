@@ -3,10 +3,8 @@ package plugin
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/peernet/peernet/host"
-	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 )
 
@@ -16,10 +14,6 @@ import (
 type handler struct{ m *managed }
 
 func (h *handler) Handle(ctx context.Context, req *host.Request) ([]byte, error) {
-	preq := &pluginsdk.Request{Caller: req.Caller, Handle: req.Handle, Args: req.Args, Kind: pluginsdk.KindCall}
-	if req.Kind == host.KindSend {
-		preq.Kind = pluginsdk.KindSend
-	}
 	for {
 		g, err := h.m.serving()
 		if err != nil {
@@ -27,9 +21,9 @@ func (h *handler) Handle(ctx context.Context, req *host.Request) ([]byte, error)
 		}
 		var res []byte
 		if req.Kind == host.KindSend {
-			err = g.client.Send(ctx, preq)
+			err = g.client.Send(ctx, req)
 		} else {
-			res, err = g.client.Call(ctx, preq)
+			res, err = g.client.Call(ctx, req)
 		}
 		// A generation being swapped out refuses calls it has not
 		// taken; they go to its successor.
@@ -45,28 +39,6 @@ func (h *handler) Handle(ctx context.Context, req *host.Request) ([]byte, error)
 		if errors.Is(err, pluginclient.ErrClosed) && g.crashed.Load() {
 			err = pluginclient.ErrCrashed
 		}
-		return res, h.m.hostErr(err)
+		return res, err
 	}
-}
-
-// hostErr maps a plugin client's error to what the caller should see.
-func (m *managed) hostErr(err error) error {
-	var he *pluginclient.HandlerError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &he):
-		return errors.New(he.Msg)
-	case errors.Is(err, pluginclient.ErrCrashed):
-		return fmt.Errorf("%w: plugin %s died during the call", host.ErrHandlerCrashed, m.name)
-	case errors.Is(err, pluginclient.ErrHandlerCrashed):
-		return fmt.Errorf("%w: %v", host.ErrHandlerCrashed, err)
-	case errors.Is(err, pluginclient.ErrNoSuchHandle):
-		return fmt.Errorf("%w: plugin %s does not serve it", host.ErrNoSuchHandle, m.name)
-	case errors.Is(err, pluginclient.ErrTooLarge):
-		return fmt.Errorf("%w: %v", host.ErrTooLarge, err)
-	case errors.Is(err, pluginclient.ErrUnavailable), errors.Is(err, pluginclient.ErrClosed), errors.Is(err, pluginclient.ErrStopping):
-		return fmt.Errorf("%w: plugin %s is stopping", host.ErrUnavailable, m.name)
-	}
-	return err
 }

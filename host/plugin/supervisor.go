@@ -25,12 +25,33 @@ import (
 var (
 	// ErrNoSuchPlugin: no plugin of that name is configured.
 	ErrNoSuchPlugin = errors.New("plugin: no such plugin")
+	// ErrBadName: a plugin name that CheckName refuses.
+	ErrBadName = errors.New("plugin: bad name")
 	// ErrMissingHandle: the plugin's binary does not serve a handle that
 	// the configuration exposes.
 	ErrMissingHandle = errors.New("plugin: binary does not serve a configured handle")
 )
 
-// State is where a plugin is in its life.
+// State is where a plugin is in its life. It moves only along these
+// transitions (m.mu held for each):
+//
+//	from        event                                       to
+//	----        -----                                       --
+//	(new)       Apply                                       starting
+//	starting    launch serves                               running
+//	starting    launch fails, binary at fault               failed
+//	starting    launch fails otherwise                      restarting (a crash)
+//	running     process exits                               restarting, or failed past the crash limit
+//	running     Apply with a new process: launch serves     running (new generation; the old one retires)
+//	running     Apply with a new process: launch fails      running (the old generation keeps serving)
+//	restarting  backoff over, relaunch serves               running
+//	restarting  backoff over, relaunch fails                restarting, or failed past the crash limit
+//	restarting  Apply                                       running, restarting or failed, as for starting
+//	failed      Apply                                       running, restarting or failed, as for starting
+//	any         Remove, the last handle revoked, or Close   stopped (final: the plugin is forgotten)
+//
+// Only running has a serving generation; in every other state the
+// plugin's exposed handles answer "unavailable".
 type State string
 
 const (
@@ -92,7 +113,7 @@ type Supervisor struct {
 
 	mu      sync.Mutex // guards plugins, handles and closed; never held across a launch
 	plugins map[string]*managed
-	handles map[string]string // exposed handle -> plugin name
+	handles map[string]string // exposed handle -> plugin name; see exposeLocked
 	closed  bool
 }
 
@@ -178,8 +199,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 	// that another plugin may take them over in this same Apply.
 	for h, name := range s.handles {
 		if c, ok := want[name]; ok && !slices.ContainsFunc(c.Handles, func(x Handle) bool { return x.Name == h }) {
-			s.node.Revoke(h)
-			delete(s.handles, h)
+			s.revokeLocked(h)
 		}
 	}
 	s.mu.Unlock()
@@ -261,28 +281,51 @@ func (s *Supervisor) expose(m *managed, before, after []Handle) error {
 	for _, h := range after {
 		keep[h.Name] = true
 		i := slices.IndexFunc(before, func(b Handle) bool { return b.Name == h.Name })
-		if i >= 0 && sameHandle(before[i], h) {
+		if i >= 0 && before[i].Name == h.Name && before[i].ExposeOptions.Equal(h.ExposeOptions) {
 			if _, exposed := s.handles[h.Name]; exposed {
 				continue
 			}
 		}
-		opts := host.ExposeOptions{Allow: h.Allow, MaxConcurrent: h.MaxConcurrent, Timeout: h.Timeout}
-		if err := s.node.Expose(h.Name, &handler{m: m}, opts); err != nil {
+		if err := s.exposeLocked(h, m); err != nil {
 			return fmt.Errorf("plugin %s: exposing %q: %w", m.name, h.Name, err)
 		}
-		s.handles[h.Name] = m.name
 	}
 	for _, h := range before {
 		if !keep[h.Name] && s.handles[h.Name] == m.name {
-			s.node.Revoke(h.Name)
-			delete(s.handles, h.Name)
+			s.revokeLocked(h.Name)
 		}
 	}
 	return nil
 }
 
-func sameHandle(a, b Handle) bool {
-	return a.Name == b.Name && slices.Equal(a.Allow, b.Allow) && a.MaxConcurrent == b.MaxConcurrent && a.Timeout == b.Timeout
+// exposeLocked exposes h on the node, served by m. s.handles, the record
+// of which plugin owns which handle, changes only here and in
+// revokeLocked, together with the node's own table. s.mu held.
+func (s *Supervisor) exposeLocked(h Handle, m *managed) error {
+	if err := s.node.Expose(h.Name, &handler{m: m}, h.ExposeOptions); err != nil {
+		return err
+	}
+	s.handles[h.Name] = m.name
+	return nil
+}
+
+// revokeLocked closes handle on the node. s.mu held.
+func (s *Supervisor) revokeLocked(handle string) {
+	s.node.Revoke(handle)
+	delete(s.handles, handle)
+}
+
+// ownedLocked lists the handles that plugin name has exposed, sorted.
+// s.mu held.
+func (s *Supervisor) ownedLocked(name string) []string {
+	var out []string
+	for h, owner := range s.handles {
+		if owner == name {
+			out = append(out, h)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Remove revokes every handle of the named plugin at once and stops its
@@ -304,11 +347,8 @@ func (s *Supervisor) Remove(name string) error {
 
 func (s *Supervisor) remove(m *managed) {
 	s.mu.Lock()
-	for h, owner := range s.handles {
-		if owner == m.name {
-			s.node.Revoke(h)
-			delete(s.handles, h)
-		}
+	for _, h := range s.ownedLocked(m.name) {
+		s.revokeLocked(h)
 	}
 	delete(s.plugins, m.name)
 	s.mu.Unlock()
@@ -334,14 +374,8 @@ func (s *Supervisor) RevokeHandle(plugin, handle string) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: plugin %s does not expose %q", host.ErrNoSuchHandle, plugin, handle)
 	}
-	s.node.Revoke(handle)
-	delete(s.handles, handle)
-	left := 0
-	for _, owner := range s.handles {
-		if owner == plugin {
-			left++
-		}
-	}
+	s.revokeLocked(handle)
+	left := len(s.ownedLocked(plugin))
 	if left == 0 {
 		delete(s.plugins, plugin)
 	}
@@ -364,16 +398,15 @@ func (s *Supervisor) Status() []Status {
 	for _, m := range s.plugins {
 		ms = append(ms, m)
 	}
-	exposed := map[string][]string{}
-	for h, owner := range s.handles {
-		exposed[owner] = append(exposed[owner], h)
+	exposed := make([][]string, len(ms))
+	for i, m := range ms {
+		exposed[i] = s.ownedLocked(m.name)
 	}
 	s.mu.Unlock()
 	out := make([]Status, 0, len(ms))
-	for _, m := range ms {
+	for i, m := range ms {
 		st := m.status()
-		st.Handles = exposed[m.name]
-		sort.Strings(st.Handles)
+		st.Handles = exposed[i]
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -396,9 +429,8 @@ func (s *Supervisor) Close() error {
 		ms = append(ms, m)
 	}
 	for h := range s.handles {
-		s.node.Revoke(h)
+		s.revokeLocked(h)
 	}
-	s.handles = map[string]string{}
 	s.plugins = map[string]*managed{}
 	s.mu.Unlock()
 
@@ -439,7 +471,6 @@ type managed struct {
 	crashes    []time.Time // within the policy window, since the last Apply
 	restartSeq int         // identifies the pending restart; older ones give up
 	lastErr    error
-	stopped    bool
 	version    string
 }
 
@@ -540,7 +571,7 @@ func (m *managed) launchLocked(ctx context.Context, cfg Config, applied bool) (e
 	c, err := m.s.launch(lctx, cfg)
 
 	m.mu.Lock()
-	if m.stopped {
+	if m.state == StateStopped {
 		m.mu.Unlock()
 		if c != nil {
 			stopNow(c)
@@ -585,7 +616,10 @@ func (m *managed) launchLocked(ctx context.Context, cfg Config, applied bool) (e
 	go m.watch(g)
 	if old != nil {
 		m.s.wg.Add(1)
-		go m.drain(old)
+		go func() {
+			defer m.s.wg.Done()
+			m.retire(old, "old plugin generation stopped")
+		}()
 	}
 	m.mu.Unlock()
 	m.s.log.Info("plugin generation serving", "plugin", m.name, "generation", g.num, "pid", c.Pid(), "version", version)
@@ -615,17 +649,17 @@ func (m *managed) watch(g *generation) {
 	}
 }
 
-// drain stops a swapped-out generation after its calls in flight, within
-// the grace period.
-func (m *managed) drain(g *generation) {
-	defer m.s.wg.Done()
+// retire stops g after its calls in flight, within its grace period, and
+// logs what; it blocks until the process is gone. A swapped-out
+// generation retires in the background; a stopped plugin's, in stop.
+func (m *managed) retire(g *generation, what string) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.GracePeriod)
 	defer cancel()
 	if err := g.client.Stop(ctx); err != nil {
-		m.s.log.Warn("old plugin generation stopped with calls in flight", "plugin", m.name, "generation", g.num, "error", err)
+		m.s.log.Warn(what+" with calls in flight", "plugin", m.name, "generation", g.num, "error", err)
 		return
 	}
-	m.s.log.Info("old plugin generation stopped", "plugin", m.name, "generation", g.num)
+	m.s.log.Info(what, "plugin", m.name, "generation", g.num)
 }
 
 // crashedLocked records a crash or a failed launch, and either schedules a
@@ -683,7 +717,7 @@ func (m *managed) restartAfter(delay time.Duration, seq int) {
 	m.launchMu.Lock()
 	defer m.launchMu.Unlock()
 	m.mu.Lock()
-	due := !m.stopped && m.gen == nil && m.state == StateRestarting && m.restartSeq == seq
+	due := m.gen == nil && m.state == StateRestarting && m.restartSeq == seq
 	cfg := m.cfg
 	m.mu.Unlock()
 	if due {
@@ -696,25 +730,17 @@ func (m *managed) restartAfter(delay time.Duration, seq int) {
 // flight within the grace period. It blocks until the process is gone.
 func (m *managed) stop() {
 	m.mu.Lock()
-	m.stopped = true
 	g := m.gen
 	m.gen, m.state = nil, StateStopped
 	m.mu.Unlock()
 	m.cancel()
-	// A launch in progress ends soon, sees stopped and kills its process:
-	// taking launchMu waits for that.
+	// A launch in progress ends soon, sees the state stopped and kills its
+	// process: taking launchMu waits for that.
 	m.launchMu.Lock()
 	defer m.launchMu.Unlock()
-	if g == nil {
-		return
+	if g != nil {
+		m.retire(g, "plugin stopped")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.GracePeriod)
-	defer cancel()
-	if err := g.client.Stop(ctx); err != nil {
-		m.s.log.Warn("plugin stopped with calls in flight", "plugin", m.name, "generation", g.num, "error", err)
-		return
-	}
-	m.s.log.Info("plugin stopped", "plugin", m.name, "generation", g.num)
 }
 
 func (m *managed) status() Status {

@@ -18,6 +18,7 @@ import (
 	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/testing/peernettest"
+	"github.com/peernet/peernet/trust"
 )
 
 // TestCrashMidCall crashes a plugin while a call from another node is in
@@ -93,11 +94,14 @@ func TestCrashMidCall(t *testing.T) {
 				res string
 				err error
 				at  time.Time
+				st  plugin.Status // the victim's, as the call returned
 			}
 			inFlight := make(chan outcome, 1)
 			go func() {
 				res, err := call(b, a, "sleep", tt.sleep)
-				inFlight <- outcome{res, err, time.Now()}
+				at := time.Now()
+				st, _ := status(s, "victim")
+				inFlight <- outcome{res, err, at, st}
 			}()
 			waitStatus(t, s, "victim", "has the call in flight", func(st plugin.Status) bool { return st.InFlight > 0 })
 
@@ -127,8 +131,10 @@ func TestCrashMidCall(t *testing.T) {
 				if !errors.Is(got.err, host.ErrHandlerCrashed) {
 					t.Fatalf("call in flight = %q, %v; want %v", got.res, got.err, host.ErrHandlerCrashed)
 				}
-				if took > time.Second {
-					t.Fatalf("the call in flight failed %v after the crash, want < 1s", took)
+				// It failed at once: before the plugin came back, which
+				// takes a backoff and a whole launch after the crash.
+				if got.st.State == plugin.StateRunning && got.st.Generation > before.Generation {
+					t.Fatalf("the call in flight failed only after generation %d was serving (%v after the crash), want before any restart", got.st.Generation, took)
 				}
 				back := waitStatus(t, s, "victim", "is back", func(st plugin.Status) bool {
 					return running(st) && st.Generation == before.Generation+1
@@ -169,16 +175,23 @@ func TestCrashLoop(t *testing.T) {
 		applyFails bool // the first launch itself fails
 	}{
 		{name: "dies at start", die: "start", applyFails: true},
-		{name: "dies after starting", die: "700ms"},
+		{name: "dies after starting", die: "file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			nodes := peernettest.Nodes(t, 2, host.Config{})
 			a, b := nodes[0], nodes[1]
 			s := supervisor(t, a)
-			starts := filepath.Join(t.TempDir(), "starts")
+			dir := t.TempDir()
+			starts, dieFile := filepath.Join(dir, "starts"), filepath.Join(dir, "die")
+			die := tt.die
+			if die == "file" {
+				// The plugin dies once this file exists: after the test
+				// has seen it serve, however slowly it started.
+				die = "file:" + dieFile
+			}
 			cfg := config("looper", tp, "echo")
-			cfg.Env = []string{"TESTPLUGIN_DIE=" + tt.die, "TESTPLUGIN_STARTS=" + starts}
+			cfg.Env = []string{"TESTPLUGIN_DIE=" + die, "TESTPLUGIN_STARTS=" + starts}
 			cfg.Restart = plugin.RestartPolicy{MaxCrashes: 2, Window: time.Minute, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
 			launches := func() int {
 				data, _ := os.ReadFile(starts)
@@ -187,17 +200,21 @@ func TestCrashLoop(t *testing.T) {
 
 			for round := 1; round <= 2; round++ {
 				begun := time.Now()
+				os.Remove(dieFile)
 				err := apply(s, cfg)
 				if tt.applyFails != (err != nil) {
 					t.Fatalf("round %d: Apply: %v, want an error: %v", round, err, tt.applyFails)
 				}
-				if !tt.applyFails && round == 2 {
-					// Applied again, the plugin runs until it dies again.
+				if !tt.applyFails {
+					// Applied, the plugin runs until it is told to die.
 					if st, _ := status(s, "looper"); !running(st) {
-						t.Fatalf("re-applied: %+v, want it running", st)
+						t.Fatalf("round %d: applied: %+v, want it running", round, st)
 					}
 					if res := mustCall(t, b, a, "echo", "again"); res != "again" {
 						t.Fatalf("echo = %q", res)
+					}
+					if err := os.WriteFile(dieFile, nil, 0o600); err != nil {
+						t.Fatal(err)
 					}
 				}
 				st := waitStatus(t, s, "looper", "has failed", func(st plugin.Status) bool { return st.State == plugin.StateFailed })
@@ -209,6 +226,8 @@ func TestCrashLoop(t *testing.T) {
 					t.Fatalf("failed status: %+v", st)
 				}
 
+				// A failed plugin answers at once: no launch, no wait for
+				// one (the launch count below stays).
 				var slowest time.Duration
 				for range 5 {
 					start := time.Now()
@@ -220,9 +239,6 @@ func TestCrashLoop(t *testing.T) {
 					}
 				}
 				t.Logf("round %d: a failed plugin answers unavailable in at most %v", round, slowest)
-				if slowest > 100*time.Millisecond {
-					t.Fatalf("a failed plugin took %v to answer, want < 100ms", slowest)
-				}
 				if got, want := launches(), round*(cfg.Restart.MaxCrashes+1); got != want {
 					t.Fatalf("round %d: a failed plugin was relaunched: %d launches, want %d", round, got, want)
 				}
@@ -578,7 +594,7 @@ func TestCallbacks(t *testing.T) {
 			res, err := call(c, a, "call", string(args))
 			if tt.wantErr != nil {
 				var re *host.RemoteError
-				if !errors.Is(err, tt.wantErr) || !errors.As(err, &re) || !strings.Contains(re.Message, "no such handle") {
+				if !errors.Is(err, tt.wantErr) || !errors.As(err, &re) || !strings.Contains(re.Message, "no_such_handle") {
 					t.Fatalf("call = %q, %v; want %v naming the peer's error", res, err, tt.wantErr)
 				}
 				return
@@ -663,10 +679,12 @@ func TestApplyChanges(t *testing.T) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	s := supervisor(t, a)
 	withAllow := func(cfg plugin.Config, allow ...*host.Node) plugin.Config {
+		var ids []trust.PeerID
+		for _, n := range allow {
+			ids = append(ids, n.Identity())
+		}
 		for i := range cfg.Handles {
-			for _, n := range allow {
-				cfg.Handles[i].Allow = append(cfg.Handles[i].Allow, n.Identity())
-			}
+			cfg.Handles[i].Allow = host.AllowOnly(ids...)
 		}
 		return cfg
 	}

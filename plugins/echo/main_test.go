@@ -6,12 +6,14 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
+	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -53,10 +55,10 @@ func TestHandles(t *testing.T) {
 		{name: "whoami", caller: caller, handle: "whoami", want: string(callerText)},
 		{name: "whoami no caller", handle: "whoami", want: ""},
 		{name: "sleep", handle: "sleep", args: "1ms", want: "1ms"},
-		{name: "sleep bad args", handle: "sleep", args: "soon", wantErr: &pluginclient.HandlerError{}},
-		{name: "crash panic", handle: "crash", args: "panic", wantErr: pluginclient.ErrHandlerCrashed},
-		{name: "crash bad args", handle: "crash", args: "maybe", wantErr: &pluginclient.HandlerError{}},
-		{name: "unknown handle", handle: "nope", wantErr: pluginclient.ErrNoSuchHandle},
+		{name: "sleep bad args", handle: "sleep", args: "soon", wantErr: &pluginsdk.Error{}},
+		{name: "crash panic", handle: "crash", args: "panic", wantErr: pluginsdk.ErrHandlerCrashed},
+		{name: "crash bad args", handle: "crash", args: "maybe", wantErr: &pluginsdk.Error{}},
+		{name: "unknown handle", handle: "nope", wantErr: pluginsdk.ErrNoSuchHandle},
 	}
 	for mode, p := range startBoth(t, plugintest.Options{}) {
 		for _, tt := range tests {
@@ -65,8 +67,8 @@ func TestHandles(t *testing.T) {
 				defer cancel()
 				got, err := p.Call(ctx, tt.caller, tt.handle, []byte(tt.args))
 				if tt.wantErr != nil {
-					var he *pluginclient.HandlerError
-					if _, ok := tt.wantErr.(*pluginclient.HandlerError); ok {
+					var he *pluginsdk.Error
+					if _, ok := tt.wantErr.(*pluginsdk.Error); ok {
 						if !errors.As(err, &he) {
 							t.Fatalf("err = %v, want a *HandlerError", err)
 						}
@@ -121,7 +123,7 @@ func TestPeersAndCallThroughHost(t *testing.T) {
 				return nil, pluginsdk.ErrNotConnected
 			}
 			if handle == "fail" {
-				return nil, &pluginsdk.HandlerError{Msg: "boom"}
+				return nil, fmt.Errorf("%w: boom", pluginsdk.ErrHandlerError)
 			}
 			return append([]byte("pong:"), args...), nil
 		},
@@ -146,11 +148,13 @@ func TestPeersAndCallThroughHost(t *testing.T) {
 				t.Fatalf("call = %q, %v", out, err)
 			}
 			// The remote handler's error reaches the plugin typed; the
-			// plugin returns it, so the caller sees a handler error.
+			// plugin returns it, so the caller sees a handler error whose
+			// message names the failed call once.
 			args, _ = json.Marshal(map[string]any{"peer": peer, "handle": "fail"})
-			var he *pluginclient.HandlerError
-			if _, err := p.Call(ctx, pluginsdk.PeerID{}, "call", args); !errors.As(err, &he) || he.Msg != "pluginsdk: remote handler error: boom" {
-				t.Fatalf("call fail: %v", err)
+			var he *pluginsdk.Error
+			want := "call fail on " + peer.Short() + ": handler_error: boom"
+			if _, err := p.Call(ctx, pluginsdk.PeerID{}, "call", args); !errors.As(err, &he) || !errors.Is(err, pluginsdk.ErrHandlerError) || he.Message != want {
+				t.Fatalf("call fail: %v; want a handler error %q", err, want)
 			}
 		})
 	}
@@ -162,9 +166,9 @@ func TestPeersAndCallThroughHost(t *testing.T) {
 func TestNoHost(t *testing.T) {
 	p := plugintest.Start(t, newPlugin().config(), plugintest.Options{})
 	_, err := p.Call(context.Background(), pluginsdk.PeerID{}, "peers", nil)
-	var he *pluginclient.HandlerError
-	if !errors.As(err, &he) || he.Msg != "pluginsdk: host unavailable: no host callbacks" {
-		t.Fatalf("err = %v", err)
+	var he *pluginsdk.Error
+	if !errors.As(err, &he) || !errors.Is(err, pluginsdk.ErrUnavailable) || he.Message != "no host callbacks" {
+		t.Fatalf("err = %v; want unavailable: no host callbacks", err)
 	}
 }
 
@@ -205,11 +209,5 @@ func TestCrashExit(t *testing.T) {
 
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the condition holds", 0, cond)
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/peernet/peernet/pluginsdk"
-	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
 )
 
@@ -85,8 +84,8 @@ func TestHandles(t *testing.T) {
 	for i, st := range steps {
 		got, err := call(t, p, st.handle, st.args)
 		if st.wantErr != "" {
-			var he *pluginclient.HandlerError
-			if !errors.As(err, &he) || !strings.Contains(he.Msg, st.wantErr) || !strings.HasPrefix(he.Msg, st.handle+": arguments: ") {
+			var he *pluginsdk.Error
+			if !errors.As(err, &he) || !strings.Contains(he.Message, st.wantErr) || !strings.HasPrefix(he.Message, st.handle+": arguments: ") {
 				t.Errorf("step %d %s(%s): err = %v, want a handler error mentioning %q", i, st.handle, st.args, err, st.wantErr)
 			}
 			continue

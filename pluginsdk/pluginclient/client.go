@@ -17,7 +17,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -26,6 +25,8 @@ import (
 	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/internal/outbox"
 	"github.com/peernet/peernet/pluginsdk/pluginpb"
+	"github.com/peernet/peernet/rpc"
+	"github.com/peernet/peernet/wire"
 )
 
 const (
@@ -281,9 +282,10 @@ func (c *Client) ExitErr() error {
 // the caller owns. req.Kind is ignored. It blocks until the plugin answers,
 // ctx ends (the plugin is told to cancel the call, and ctx's error is
 // returned), or the plugin dies (ErrCrashed at once). ctx's deadline travels
-// to the handler. Errors: *HandlerError, ErrHandlerCrashed, ErrNoSuchHandle,
-// ErrTooLarge, ErrUnavailable, ErrCrashed, ErrStopping, ErrClosed,
-// ErrProtocol, context.DeadlineExceeded, context.Canceled.
+// to the handler. Errors: the plugin's answer as an *rpc.Error (a handler's
+// error, handler_crashed, no_such_handle, too_large, unavailable, ...),
+// ErrCrashed, ErrStopping, ErrClosed, ErrProtocol, context.DeadlineExceeded,
+// context.Canceled.
 //
 // The request is encoded by a writer goroutine, possibly after Call has
 // returned: the caller must not modify req.Args afterwards.
@@ -307,14 +309,14 @@ func (c *Client) do(ctx context.Context, req *pluginsdk.Request, send bool) ([]b
 		return nil, err
 	}
 	if len(req.Args) > c.maxMsg {
-		return nil, fmt.Errorf("%w: arguments to %q are %d bytes, limit %d", ErrTooLarge, req.Handle, len(req.Args), c.maxMsg)
+		return nil, rpc.Errorf(rpc.StatusTooLarge, fmt.Sprintf("arguments to %q are %d bytes, limit %d", req.Handle, len(req.Args), c.maxMsg))
 	}
-	if !utf8.ValidString(req.Handle) {
-		return nil, fmt.Errorf("%w: %q", ErrNoSuchHandle, req.Handle)
+	if err := wire.CheckHandle(req.Handle); err != nil {
+		return nil, rpc.Errorf(rpc.StatusBadRequest, err.Error())
 	}
-	call := &pluginpb.Call{Handle: req.Handle, Args: req.Args, Kind: pluginpb.Kind_KIND_CALL}
+	call := &pluginpb.Call{Handle: req.Handle, Args: req.Args, Kind: pluginpb.Kind(rpc.KindCall)}
 	if send {
-		call.Kind = pluginpb.Kind_KIND_SEND
+		call.Kind = pluginpb.Kind(rpc.KindSend)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		d := time.Until(dl)
@@ -412,11 +414,11 @@ func (c *Client) readLoop() {
 			switch {
 			case p == nil: // cancelled, or a late answer
 			case p.send:
-				if r.Status != pluginpb.Status_STATUS_OK {
-					c.log.Debug("send failed", "plugin", c.name, "handle", p.handle, "status", r.Status.String(), "error", r.Error)
+				if st := rpc.Status(r.Status); st != rpc.StatusOK {
+					c.log.Debug("send failed", "plugin", c.name, "handle", p.handle, "status", st, "error", r.Error)
 				}
 			default:
-				p.ch <- replyResult(p.handle, r)
+				p.ch <- replyResult(r)
 			}
 		}
 	}
@@ -459,32 +461,20 @@ func (c *Client) fail(err error) {
 	}
 }
 
-// replyResult maps a plugin's reply to what Call returns.
-func replyResult(handle string, r *pluginpb.Reply) result {
-	switch r.Status {
-	case pluginpb.Status_STATUS_OK:
+// replyResult is what Call returns for a plugin's reply: the body, or an
+// *rpc.Error carrying the status and the plugin's message (for a deadline
+// without a message, context.DeadlineExceeded itself).
+func replyResult(r *pluginpb.Reply) result {
+	st := rpc.Status(r.Status)
+	switch {
+	case st == rpc.StatusOK:
 		return result{body: r.Body}
-	case pluginpb.Status_STATUS_HANDLER_ERROR:
-		return result{err: &HandlerError{Handle: handle, Msg: r.Error}}
-	case pluginpb.Status_STATUS_DEADLINE_EXCEEDED:
-		return result{err: context.DeadlineExceeded}
-	case pluginpb.Status_STATUS_CANCELED:
-		return result{err: context.Canceled}
+	case (st == rpc.StatusDeadlineExceeded || st == rpc.StatusCanceled) && r.Error == "":
+		return result{err: st.Err()}
+	case !st.Known():
+		return result{err: fmt.Errorf("%w: reply with unknown status %d: %s", ErrProtocol, r.Status, r.Error)}
 	}
-	var sentinel error
-	switch r.Status {
-	case pluginpb.Status_STATUS_HANDLER_CRASHED:
-		sentinel = ErrHandlerCrashed
-	case pluginpb.Status_STATUS_NO_SUCH_HANDLE:
-		sentinel = ErrNoSuchHandle
-	case pluginpb.Status_STATUS_TOO_LARGE:
-		sentinel = ErrTooLarge
-	case pluginpb.Status_STATUS_UNAVAILABLE:
-		sentinel = ErrUnavailable
-	default:
-		sentinel = ErrProtocol
-	}
-	return result{err: fmt.Errorf("%w: %q: %s", sentinel, handle, r.Error)}
+	return result{err: rpc.Errorf(st, r.Error)}
 }
 
 // Stop stops the plugin gracefully and releases everything the Client holds.

@@ -24,6 +24,8 @@ import (
 	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
+	"github.com/peernet/peernet/rpc"
+	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -97,13 +99,7 @@ func testPeer(t testing.TB, seed byte) pluginsdk.PeerID {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, what, 0, cond)
 }
 
 // alive reports whether pid is a live process (not gone, not a zombie).
@@ -322,12 +318,12 @@ func TestSizesAndStatuses(t *testing.T) {
 		wantLen      int
 	}{
 		{handle: "big", args: strconv.Itoa(max), wantLen: max},
-		{handle: "big", args: strconv.Itoa(max + 1), wantIs: pluginclient.ErrTooLarge},
-		{handle: "echo", args: strings.Repeat("a", max+1), wantIs: pluginclient.ErrTooLarge},
+		{handle: "big", args: strconv.Itoa(max + 1), wantIs: pluginsdk.ErrTooLarge},
+		{handle: "echo", args: strings.Repeat("a", max+1), wantIs: pluginsdk.ErrTooLarge},
 		{handle: "echo", args: strings.Repeat("a", max), wantLen: max},
-		{handle: "nope", wantIs: pluginclient.ErrNoSuchHandle},
-		{handle: "\xff", wantIs: pluginclient.ErrNoSuchHandle},
-		{handle: "sleep", args: "bad", wantIs: &pluginclient.HandlerError{}},
+		{handle: "nope", wantIs: pluginsdk.ErrNoSuchHandle},
+		{handle: "\xff", wantIs: pluginsdk.ErrBadRequest},
+		{handle: "sleep", args: "bad", wantIs: &pluginsdk.Error{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.handle+"/"+tt.args[:min(len(tt.args), 10)], func(t *testing.T) {
@@ -337,9 +333,9 @@ func TestSizesAndStatuses(t *testing.T) {
 				if err != nil || len(got) != tt.wantLen {
 					t.Fatalf("got %d bytes, %v; want %d", len(got), err, tt.wantLen)
 				}
-			case *pluginclient.HandlerError:
-				if !errors.As(err, &want) || want.Handle != tt.handle || want.Msg == "" {
-					t.Fatalf("err = %v, want a HandlerError", err)
+			case *pluginsdk.Error:
+				if !errors.As(err, &want) || want.Status != rpc.StatusHandlerError || want.Message == "" {
+					t.Fatalf("err = %v, want a handler_error with its message", err)
 				}
 			default:
 				if !errors.Is(err, want) {
@@ -380,7 +376,9 @@ func TestHostCallbacks(t *testing.T) {
 		want string
 	}{
 		{nil, "nil"},
-		{&pluginsdk.HandlerError{Msg: "boom"}, "HandlerError:boom"},
+		{rpc.Errorf(rpc.StatusHandlerError, "boom"), "HandlerError:boom"},
+		{fmt.Errorf("wrapped: %w", pluginsdk.ErrConnLost), "ErrConnLost"},
+		{pluginsdk.ErrNotTrusted, "ErrNotTrusted"},
 		{fmt.Errorf("wrapped: %w", pluginsdk.ErrNotConnected), "ErrNotConnected"},
 		{pluginsdk.ErrNoSuchHandle, "ErrNoSuchHandle"},
 		{pluginsdk.ErrForbidden, "ErrForbidden"},
@@ -390,7 +388,7 @@ func TestHostCallbacks(t *testing.T) {
 		{pluginsdk.ErrUnavailable, "ErrUnavailable"},
 		{pluginsdk.ErrBadRequest, "ErrBadRequest"},
 		{context.DeadlineExceeded, "DeadlineExceeded"},
-		{errors.New("disk on fire"), "other:pluginsdk: host callback failed (STATUS_ERROR): disk on fire"},
+		{errors.New("disk on fire"), "HandlerError:disk on fire"},
 	}
 	host := &plugintest.Host{CallFunc: func(_ context.Context, p pluginsdk.PeerID, handle string, _ []byte) ([]byte, error) {
 		if p != peer {

@@ -2,7 +2,6 @@ package pluginclient
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/pluginpb"
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -30,72 +30,45 @@ func (s *hostServer) newServer(opts []grpc.ServerOption) *grpc.Server {
 func (s *hostServer) Call(ctx context.Context, req *pluginpb.HostCallRequest) (*pluginpb.HostCallResponse, error) {
 	peer, err := trust.PeerIDFromBytes(req.Peer)
 	if err != nil {
-		return &pluginpb.HostCallResponse{Status: pluginpb.Status_STATUS_BAD_REQUEST, Error: err.Error()}, nil
+		return &pluginpb.HostCallResponse{Status: uint32(rpc.StatusBadRequest), Error: err.Error()}, nil
 	}
 	body, err := s.host.Call(ctx, peer, req.Handle, req.Args)
-	st, msg := statusOf(err)
-	if st != pluginpb.Status_STATUS_OK {
+	st, msg := rpc.Split(err)
+	if st != rpc.StatusOK {
 		body = nil
 	}
-	return &pluginpb.HostCallResponse{Status: st, Body: body, Error: msg}, nil
+	return &pluginpb.HostCallResponse{Status: uint32(st), Body: body, Error: cleanText(msg)}, nil
 }
 
 func (s *hostServer) Send(ctx context.Context, req *pluginpb.HostSendRequest) (*pluginpb.HostSendResponse, error) {
 	peer, err := trust.PeerIDFromBytes(req.Peer)
 	if err != nil {
-		return &pluginpb.HostSendResponse{Status: pluginpb.Status_STATUS_BAD_REQUEST, Error: err.Error()}, nil
+		return &pluginpb.HostSendResponse{Status: uint32(rpc.StatusBadRequest), Error: err.Error()}, nil
 	}
-	st, msg := statusOf(s.host.Send(ctx, peer, req.Handle, req.Args))
-	return &pluginpb.HostSendResponse{Status: st, Error: msg}, nil
+	st, msg := rpc.Split(s.host.Send(ctx, peer, req.Handle, req.Args))
+	return &pluginpb.HostSendResponse{Status: uint32(st), Error: cleanText(msg)}, nil
 }
 
 func (s *hostServer) Peers(ctx context.Context, _ *pluginpb.PeersRequest) (*pluginpb.PeersResponse, error) {
 	peers, err := s.host.Peers(ctx)
-	if st, msg := statusOf(err); st != pluginpb.Status_STATUS_OK {
-		return &pluginpb.PeersResponse{Status: st, Error: msg}, nil
+	if st, msg := rpc.Split(err); st != rpc.StatusOK {
+		return &pluginpb.PeersResponse{Status: uint32(st), Error: cleanText(msg)}, nil
 	}
-	resp := &pluginpb.PeersResponse{Status: pluginpb.Status_STATUS_OK, Peers: make([]*pluginpb.PeerInfo, 0, len(peers))}
+	resp := &pluginpb.PeersResponse{Peers: make([]*pluginpb.PeerInfo, 0, len(peers))}
 	for _, p := range peers {
 		id := p.ID.Bytes()
 		resp.Peers = append(resp.Peers, &pluginpb.PeerInfo{
 			Id:        id[:],
 			Label:     strings.ToValidUTF8(p.Label, "\uFFFD"),
+			AddedAt:   p.AddedAt.UnixNano(),
 			Connected: p.Connected,
 			Addr:      strings.ToValidUTF8(p.Addr, "\uFFFD"),
+			Source:    strings.ToValidUTF8(p.Source, "\uFFFD"),
 		})
 	}
 	return resp, nil
 }
 
-// statusOf maps the error of a Host method to the status the plugin sees;
-// pluginsdk maps it back to the same sentinel.
-func statusOf(err error) (pluginpb.Status, string) {
-	if err == nil {
-		return pluginpb.Status_STATUS_OK, ""
-	}
-	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
-	var he *pluginsdk.HandlerError
-	if errors.As(err, &he) {
-		return pluginpb.Status_STATUS_HANDLER_ERROR, strings.ToValidUTF8(he.Msg, "\uFFFD")
-	}
-	for _, m := range []struct {
-		err error
-		st  pluginpb.Status
-	}{
-		{context.DeadlineExceeded, pluginpb.Status_STATUS_DEADLINE_EXCEEDED},
-		{context.Canceled, pluginpb.Status_STATUS_CANCELED},
-		{pluginsdk.ErrNotConnected, pluginpb.Status_STATUS_NOT_CONNECTED},
-		{pluginsdk.ErrNoSuchHandle, pluginpb.Status_STATUS_NO_SUCH_HANDLE},
-		{pluginsdk.ErrForbidden, pluginpb.Status_STATUS_FORBIDDEN},
-		{pluginsdk.ErrHandlerCrashed, pluginpb.Status_STATUS_HANDLER_CRASHED},
-		{pluginsdk.ErrOverloaded, pluginpb.Status_STATUS_OVERLOADED},
-		{pluginsdk.ErrTooLarge, pluginpb.Status_STATUS_TOO_LARGE},
-		{pluginsdk.ErrUnavailable, pluginpb.Status_STATUS_UNAVAILABLE},
-		{pluginsdk.ErrBadRequest, pluginpb.Status_STATUS_BAD_REQUEST},
-	} {
-		if errors.Is(err, m.err) {
-			return m.st, msg
-		}
-	}
-	return pluginpb.Status_STATUS_ERROR, msg
-}
+// cleanText makes s fit a protobuf string field: valid UTF-8, which the
+// encoder requires.
+func cleanText(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

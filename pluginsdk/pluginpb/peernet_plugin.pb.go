@@ -87,89 +87,6 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_peernet_plugin_proto_rawDescGZIP(), []int{0}
 }
 
-// Status of a reply (plugin to host) or of a host callback (host to plugin).
-type Status int32
-
-const (
-	Status_STATUS_UNSPECIFIED       Status = 0
-	Status_STATUS_OK                Status = 1
-	Status_STATUS_HANDLER_ERROR     Status = 2 // the handler returned an error; see error
-	Status_STATUS_HANDLER_CRASHED   Status = 3 // the handler panicked; error holds the value
-	Status_STATUS_NO_SUCH_HANDLE    Status = 4
-	Status_STATUS_TOO_LARGE         Status = 5
-	Status_STATUS_UNAVAILABLE       Status = 6 // shutting down, or no host callbacks
-	Status_STATUS_DEADLINE_EXCEEDED Status = 7
-	Status_STATUS_CANCELED          Status = 8
-	Status_STATUS_NOT_CONNECTED     Status = 9  // host callbacks only
-	Status_STATUS_FORBIDDEN         Status = 10 // host callbacks only
-	Status_STATUS_OVERLOADED        Status = 11 // host callbacks only
-	Status_STATUS_BAD_REQUEST       Status = 12 // malformed frame or request
-	Status_STATUS_ERROR             Status = 13 // any other failure; see error
-)
-
-// Enum value maps for Status.
-var (
-	Status_name = map[int32]string{
-		0:  "STATUS_UNSPECIFIED",
-		1:  "STATUS_OK",
-		2:  "STATUS_HANDLER_ERROR",
-		3:  "STATUS_HANDLER_CRASHED",
-		4:  "STATUS_NO_SUCH_HANDLE",
-		5:  "STATUS_TOO_LARGE",
-		6:  "STATUS_UNAVAILABLE",
-		7:  "STATUS_DEADLINE_EXCEEDED",
-		8:  "STATUS_CANCELED",
-		9:  "STATUS_NOT_CONNECTED",
-		10: "STATUS_FORBIDDEN",
-		11: "STATUS_OVERLOADED",
-		12: "STATUS_BAD_REQUEST",
-		13: "STATUS_ERROR",
-	}
-	Status_value = map[string]int32{
-		"STATUS_UNSPECIFIED":       0,
-		"STATUS_OK":                1,
-		"STATUS_HANDLER_ERROR":     2,
-		"STATUS_HANDLER_CRASHED":   3,
-		"STATUS_NO_SUCH_HANDLE":    4,
-		"STATUS_TOO_LARGE":         5,
-		"STATUS_UNAVAILABLE":       6,
-		"STATUS_DEADLINE_EXCEEDED": 7,
-		"STATUS_CANCELED":          8,
-		"STATUS_NOT_CONNECTED":     9,
-		"STATUS_FORBIDDEN":         10,
-		"STATUS_OVERLOADED":        11,
-		"STATUS_BAD_REQUEST":       12,
-		"STATUS_ERROR":             13,
-	}
-)
-
-func (x Status) Enum() *Status {
-	p := new(Status)
-	*p = x
-	return p
-}
-
-func (x Status) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_peernet_plugin_proto_enumTypes[1].Descriptor()
-}
-
-func (Status) Type() protoreflect.EnumType {
-	return &file_peernet_plugin_proto_enumTypes[1]
-}
-
-func (x Status) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use Status.Descriptor instead.
-func (Status) EnumDescriptor() ([]byte, []int) {
-	return file_peernet_plugin_proto_rawDescGZIP(), []int{1}
-}
-
 type DescribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -284,7 +201,7 @@ type ConfigureRequest struct {
 	// serves no callbacks.
 	HostBrokerId uint32 `protobuf:"varint,2,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"`
 	// max_message_size bounds the body of every reply; a larger result is
-	// answered with STATUS_TOO_LARGE.
+	// answered with status too_large.
 	MaxMessageSize uint32 `protobuf:"varint,3,opt,name=max_message_size,json=maxMessageSize,proto3" json:"max_message_size,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -638,7 +555,7 @@ func (x *HostFrames) GetFrames() []*HostFrame {
 type Reply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Status        Status                 `protobuf:"varint,2,opt,name=status,proto3,enum=peernet.plugin.v1.Status" json:"status,omitempty"`
+	Status        uint32                 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
 	Body          []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
 	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -682,11 +599,11 @@ func (x *Reply) GetId() uint64 {
 	return 0
 }
 
-func (x *Reply) GetStatus() Status {
+func (x *Reply) GetStatus() uint32 {
 	if x != nil {
 		return x.Status
 	}
-	return Status_STATUS_UNSPECIFIED
+	return 0
 }
 
 func (x *Reply) GetBody() []byte {
@@ -875,7 +792,7 @@ func (x *HostCallRequest) GetArgs() []byte {
 
 type HostCallResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=peernet.plugin.v1.Status" json:"status,omitempty"`
+	Status        uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
 	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
 	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -912,11 +829,11 @@ func (*HostCallResponse) Descriptor() ([]byte, []int) {
 	return file_peernet_plugin_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *HostCallResponse) GetStatus() Status {
+func (x *HostCallResponse) GetStatus() uint32 {
 	if x != nil {
 		return x.Status
 	}
-	return Status_STATUS_UNSPECIFIED
+	return 0
 }
 
 func (x *HostCallResponse) GetBody() []byte {
@@ -995,7 +912,7 @@ func (x *HostSendRequest) GetArgs() []byte {
 
 type HostSendResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=peernet.plugin.v1.Status" json:"status,omitempty"`
+	Status        uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
 	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1031,11 +948,11 @@ func (*HostSendResponse) Descriptor() ([]byte, []int) {
 	return file_peernet_plugin_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *HostSendResponse) GetStatus() Status {
+func (x *HostSendResponse) GetStatus() uint32 {
 	if x != nil {
 		return x.Status
 	}
-	return Status_STATUS_UNSPECIFIED
+	return 0
 }
 
 func (x *HostSendResponse) GetError() string {
@@ -1082,11 +999,15 @@ func (*PeersRequest) Descriptor() ([]byte, []int) {
 }
 
 type PeerInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Label         string                 `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
-	Connected     bool                   `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
-	Addr          string                 `protobuf:"bytes,4,opt,name=addr,proto3" json:"addr,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Label     string                 `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	Connected bool                   `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
+	Addr      string                 `protobuf:"bytes,4,opt,name=addr,proto3" json:"addr,omitempty"`
+	// added_at is when the peer was trusted, in Unix nanoseconds.
+	AddedAt int64 `protobuf:"varint,5,opt,name=added_at,json=addedAt,proto3" json:"added_at,omitempty"`
+	// source says how its address was learned ("config", "mdns", ...).
+	Source        string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1149,9 +1070,23 @@ func (x *PeerInfo) GetAddr() string {
 	return ""
 }
 
+func (x *PeerInfo) GetAddedAt() int64 {
+	if x != nil {
+		return x.AddedAt
+	}
+	return 0
+}
+
+func (x *PeerInfo) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 type PeersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        Status                 `protobuf:"varint,1,opt,name=status,proto3,enum=peernet.plugin.v1.Status" json:"status,omitempty"`
+	Status        uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
 	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	Peers         []*PeerInfo            `protobuf:"bytes,3,rep,name=peers,proto3" json:"peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1188,11 +1123,11 @@ func (*PeersResponse) Descriptor() ([]byte, []int) {
 	return file_peernet_plugin_proto_rawDescGZIP(), []int{17}
 }
 
-func (x *PeersResponse) GetStatus() Status {
+func (x *PeersResponse) GetStatus() uint32 {
 	if x != nil {
 		return x.Status
 	}
-	return Status_STATUS_UNSPECIFIED
+	return 0
 }
 
 func (x *PeersResponse) GetError() string {
@@ -1241,10 +1176,10 @@ const file_peernet_plugin_proto_rawDesc = "" +
 	"\x05frame\"B\n" +
 	"\n" +
 	"HostFrames\x124\n" +
-	"\x06frames\x18\x01 \x03(\v2\x1c.peernet.plugin.v1.HostFrameR\x06frames\"t\n" +
+	"\x06frames\x18\x01 \x03(\v2\x1c.peernet.plugin.v1.HostFrameR\x06frames\"Y\n" +
 	"\x05Reply\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id\x121\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x19.peernet.plugin.v1.StatusR\x06status\x12\x12\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\rR\x06status\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\fR\x04body\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"H\n" +
 	"\vPluginFrame\x120\n" +
@@ -1255,48 +1190,34 @@ const file_peernet_plugin_proto_rawDesc = "" +
 	"\x0fHostCallRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\tR\x06handle\x12\x12\n" +
-	"\x04args\x18\x03 \x01(\fR\x04args\"o\n" +
-	"\x10HostCallResponse\x121\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x19.peernet.plugin.v1.StatusR\x06status\x12\x12\n" +
+	"\x04args\x18\x03 \x01(\fR\x04args\"T\n" +
+	"\x10HostCallResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\rR\x06status\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\"Q\n" +
 	"\x0fHostSendRequest\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x16\n" +
 	"\x06handle\x18\x02 \x01(\tR\x06handle\x12\x12\n" +
-	"\x04args\x18\x03 \x01(\fR\x04args\"[\n" +
-	"\x10HostSendResponse\x121\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x19.peernet.plugin.v1.StatusR\x06status\x12\x14\n" +
+	"\x04args\x18\x03 \x01(\fR\x04args\"@\n" +
+	"\x10HostSendResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\rR\x06status\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\"\x0e\n" +
-	"\fPeersRequest\"b\n" +
+	"\fPeersRequest\"\x95\x01\n" +
 	"\bPeerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x1c\n" +
 	"\tconnected\x18\x03 \x01(\bR\tconnected\x12\x12\n" +
-	"\x04addr\x18\x04 \x01(\tR\x04addr\"\x8b\x01\n" +
-	"\rPeersResponse\x121\n" +
-	"\x06status\x18\x01 \x01(\x0e2\x19.peernet.plugin.v1.StatusR\x06status\x12\x14\n" +
+	"\x04addr\x18\x04 \x01(\tR\x04addr\x12\x19\n" +
+	"\badded_at\x18\x05 \x01(\x03R\aaddedAt\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\"p\n" +
+	"\rPeersResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\rR\x06status\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x121\n" +
 	"\x05peers\x18\x03 \x03(\v2\x1b.peernet.plugin.v1.PeerInfoR\x05peers*:\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_CALL\x10\x01\x12\r\n" +
-	"\tKIND_SEND\x10\x02*\xd2\x02\n" +
-	"\x06Status\x12\x16\n" +
-	"\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n" +
-	"\tSTATUS_OK\x10\x01\x12\x18\n" +
-	"\x14STATUS_HANDLER_ERROR\x10\x02\x12\x1a\n" +
-	"\x16STATUS_HANDLER_CRASHED\x10\x03\x12\x19\n" +
-	"\x15STATUS_NO_SUCH_HANDLE\x10\x04\x12\x14\n" +
-	"\x10STATUS_TOO_LARGE\x10\x05\x12\x16\n" +
-	"\x12STATUS_UNAVAILABLE\x10\x06\x12\x1c\n" +
-	"\x18STATUS_DEADLINE_EXCEEDED\x10\a\x12\x13\n" +
-	"\x0fSTATUS_CANCELED\x10\b\x12\x18\n" +
-	"\x14STATUS_NOT_CONNECTED\x10\t\x12\x14\n" +
-	"\x10STATUS_FORBIDDEN\x10\n" +
-	"\x12\x15\n" +
-	"\x11STATUS_OVERLOADED\x10\v\x12\x16\n" +
-	"\x12STATUS_BAD_REQUEST\x10\f\x12\x10\n" +
-	"\fSTATUS_ERROR\x10\r2\xfd\x01\n" +
+	"\tKIND_SEND\x10\x022\xfd\x01\n" +
 	"\x06Plugin\x12N\n" +
 	"\bDescribe\x12\".peernet.plugin.v1.DescribeRequest\x1a\x1e.peernet.plugin.v1.Description\x12V\n" +
 	"\tConfigure\x12#.peernet.plugin.v1.ConfigureRequest\x1a$.peernet.plugin.v1.ConfigureResponse\x12K\n" +
@@ -1318,59 +1239,54 @@ func file_peernet_plugin_proto_rawDescGZIP() []byte {
 	return file_peernet_plugin_proto_rawDescData
 }
 
-var file_peernet_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_peernet_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_peernet_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_peernet_plugin_proto_goTypes = []any{
 	(Kind)(0),                 // 0: peernet.plugin.v1.Kind
-	(Status)(0),               // 1: peernet.plugin.v1.Status
-	(*DescribeRequest)(nil),   // 2: peernet.plugin.v1.DescribeRequest
-	(*Description)(nil),       // 3: peernet.plugin.v1.Description
-	(*ConfigureRequest)(nil),  // 4: peernet.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 5: peernet.plugin.v1.ConfigureResponse
-	(*Call)(nil),              // 6: peernet.plugin.v1.Call
-	(*Cancel)(nil),            // 7: peernet.plugin.v1.Cancel
-	(*HostFrame)(nil),         // 8: peernet.plugin.v1.HostFrame
-	(*HostFrames)(nil),        // 9: peernet.plugin.v1.HostFrames
-	(*Reply)(nil),             // 10: peernet.plugin.v1.Reply
-	(*PluginFrame)(nil),       // 11: peernet.plugin.v1.PluginFrame
-	(*PluginFrames)(nil),      // 12: peernet.plugin.v1.PluginFrames
-	(*HostCallRequest)(nil),   // 13: peernet.plugin.v1.HostCallRequest
-	(*HostCallResponse)(nil),  // 14: peernet.plugin.v1.HostCallResponse
-	(*HostSendRequest)(nil),   // 15: peernet.plugin.v1.HostSendRequest
-	(*HostSendResponse)(nil),  // 16: peernet.plugin.v1.HostSendResponse
-	(*PeersRequest)(nil),      // 17: peernet.plugin.v1.PeersRequest
-	(*PeerInfo)(nil),          // 18: peernet.plugin.v1.PeerInfo
-	(*PeersResponse)(nil),     // 19: peernet.plugin.v1.PeersResponse
+	(*DescribeRequest)(nil),   // 1: peernet.plugin.v1.DescribeRequest
+	(*Description)(nil),       // 2: peernet.plugin.v1.Description
+	(*ConfigureRequest)(nil),  // 3: peernet.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 4: peernet.plugin.v1.ConfigureResponse
+	(*Call)(nil),              // 5: peernet.plugin.v1.Call
+	(*Cancel)(nil),            // 6: peernet.plugin.v1.Cancel
+	(*HostFrame)(nil),         // 7: peernet.plugin.v1.HostFrame
+	(*HostFrames)(nil),        // 8: peernet.plugin.v1.HostFrames
+	(*Reply)(nil),             // 9: peernet.plugin.v1.Reply
+	(*PluginFrame)(nil),       // 10: peernet.plugin.v1.PluginFrame
+	(*PluginFrames)(nil),      // 11: peernet.plugin.v1.PluginFrames
+	(*HostCallRequest)(nil),   // 12: peernet.plugin.v1.HostCallRequest
+	(*HostCallResponse)(nil),  // 13: peernet.plugin.v1.HostCallResponse
+	(*HostSendRequest)(nil),   // 14: peernet.plugin.v1.HostSendRequest
+	(*HostSendResponse)(nil),  // 15: peernet.plugin.v1.HostSendResponse
+	(*PeersRequest)(nil),      // 16: peernet.plugin.v1.PeersRequest
+	(*PeerInfo)(nil),          // 17: peernet.plugin.v1.PeerInfo
+	(*PeersResponse)(nil),     // 18: peernet.plugin.v1.PeersResponse
 }
 var file_peernet_plugin_proto_depIdxs = []int32{
 	0,  // 0: peernet.plugin.v1.Call.kind:type_name -> peernet.plugin.v1.Kind
-	6,  // 1: peernet.plugin.v1.HostFrame.call:type_name -> peernet.plugin.v1.Call
-	7,  // 2: peernet.plugin.v1.HostFrame.cancel:type_name -> peernet.plugin.v1.Cancel
-	8,  // 3: peernet.plugin.v1.HostFrames.frames:type_name -> peernet.plugin.v1.HostFrame
-	1,  // 4: peernet.plugin.v1.Reply.status:type_name -> peernet.plugin.v1.Status
-	10, // 5: peernet.plugin.v1.PluginFrame.reply:type_name -> peernet.plugin.v1.Reply
-	11, // 6: peernet.plugin.v1.PluginFrames.frames:type_name -> peernet.plugin.v1.PluginFrame
-	1,  // 7: peernet.plugin.v1.HostCallResponse.status:type_name -> peernet.plugin.v1.Status
-	1,  // 8: peernet.plugin.v1.HostSendResponse.status:type_name -> peernet.plugin.v1.Status
-	1,  // 9: peernet.plugin.v1.PeersResponse.status:type_name -> peernet.plugin.v1.Status
-	18, // 10: peernet.plugin.v1.PeersResponse.peers:type_name -> peernet.plugin.v1.PeerInfo
-	2,  // 11: peernet.plugin.v1.Plugin.Describe:input_type -> peernet.plugin.v1.DescribeRequest
-	4,  // 12: peernet.plugin.v1.Plugin.Configure:input_type -> peernet.plugin.v1.ConfigureRequest
-	9,  // 13: peernet.plugin.v1.Plugin.Calls:input_type -> peernet.plugin.v1.HostFrames
-	13, // 14: peernet.plugin.v1.Host.Call:input_type -> peernet.plugin.v1.HostCallRequest
-	15, // 15: peernet.plugin.v1.Host.Send:input_type -> peernet.plugin.v1.HostSendRequest
-	17, // 16: peernet.plugin.v1.Host.Peers:input_type -> peernet.plugin.v1.PeersRequest
-	3,  // 17: peernet.plugin.v1.Plugin.Describe:output_type -> peernet.plugin.v1.Description
-	5,  // 18: peernet.plugin.v1.Plugin.Configure:output_type -> peernet.plugin.v1.ConfigureResponse
-	12, // 19: peernet.plugin.v1.Plugin.Calls:output_type -> peernet.plugin.v1.PluginFrames
-	14, // 20: peernet.plugin.v1.Host.Call:output_type -> peernet.plugin.v1.HostCallResponse
-	16, // 21: peernet.plugin.v1.Host.Send:output_type -> peernet.plugin.v1.HostSendResponse
-	19, // 22: peernet.plugin.v1.Host.Peers:output_type -> peernet.plugin.v1.PeersResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 1: peernet.plugin.v1.HostFrame.call:type_name -> peernet.plugin.v1.Call
+	6,  // 2: peernet.plugin.v1.HostFrame.cancel:type_name -> peernet.plugin.v1.Cancel
+	7,  // 3: peernet.plugin.v1.HostFrames.frames:type_name -> peernet.plugin.v1.HostFrame
+	9,  // 4: peernet.plugin.v1.PluginFrame.reply:type_name -> peernet.plugin.v1.Reply
+	10, // 5: peernet.plugin.v1.PluginFrames.frames:type_name -> peernet.plugin.v1.PluginFrame
+	17, // 6: peernet.plugin.v1.PeersResponse.peers:type_name -> peernet.plugin.v1.PeerInfo
+	1,  // 7: peernet.plugin.v1.Plugin.Describe:input_type -> peernet.plugin.v1.DescribeRequest
+	3,  // 8: peernet.plugin.v1.Plugin.Configure:input_type -> peernet.plugin.v1.ConfigureRequest
+	8,  // 9: peernet.plugin.v1.Plugin.Calls:input_type -> peernet.plugin.v1.HostFrames
+	12, // 10: peernet.plugin.v1.Host.Call:input_type -> peernet.plugin.v1.HostCallRequest
+	14, // 11: peernet.plugin.v1.Host.Send:input_type -> peernet.plugin.v1.HostSendRequest
+	16, // 12: peernet.plugin.v1.Host.Peers:input_type -> peernet.plugin.v1.PeersRequest
+	2,  // 13: peernet.plugin.v1.Plugin.Describe:output_type -> peernet.plugin.v1.Description
+	4,  // 14: peernet.plugin.v1.Plugin.Configure:output_type -> peernet.plugin.v1.ConfigureResponse
+	11, // 15: peernet.plugin.v1.Plugin.Calls:output_type -> peernet.plugin.v1.PluginFrames
+	13, // 16: peernet.plugin.v1.Host.Call:output_type -> peernet.plugin.v1.HostCallResponse
+	15, // 17: peernet.plugin.v1.Host.Send:output_type -> peernet.plugin.v1.HostSendResponse
+	18, // 18: peernet.plugin.v1.Host.Peers:output_type -> peernet.plugin.v1.PeersResponse
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_peernet_plugin_proto_init() }
@@ -1390,7 +1306,7 @@ func file_peernet_plugin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_peernet_plugin_proto_rawDesc), len(file_peernet_plugin_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      1,
 			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,

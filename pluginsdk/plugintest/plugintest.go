@@ -96,6 +96,7 @@ func Start(t testing.TB, cfg pluginsdk.Config, opts Options) *Plugin {
 		case <-time.After(stopTimeout):
 			gs.Stop()
 		}
+		server.(io.Closer).Close() // the connection to the Host callbacks
 	})
 	raw, err := gc.Dispense(pluginsdk.PluginName)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/testing/poll"
 )
 
 // Timeout bounds every wait in this package.
@@ -99,16 +100,7 @@ func Addr(n *host.Node) string { return fmt.Sprintf("127.0.0.1:%d", n.Port()) }
 // does not within Timeout.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Timeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", Timeout, what)
-		}
-		time.Sleep(wait)
-	}
+	poll.Until(t, what, Timeout, cond)
 }
 
 type testWriter struct{ t testing.TB }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/testing/netns"
 )
 
@@ -20,8 +21,9 @@ const (
 	// event: a connection silent for 3/2 ping intervals is closed (within
 	// 7/4), with room for a loaded machine.
 	downLimit = 4*pingInterval + 500*time.Millisecond
-	// failFastLimit bounds a call to a disconnected peer.
-	failFastLimit = time.Second
+	// failFastLimit bounds a call to a disconnected peer: it fails without
+	// waiting for an answer, so before its own timeout could expire.
+	failFastLimit = host.DefaultCallTimeout
 	// linkUpLimit bounds the time from a link coming back to the redial
 	// that finds it: a dial sent while the link was down waits for the
 	// kernel's next SYN retransmission (1 s, then 2 s later) until the 5 s
@@ -138,7 +140,7 @@ func TestDiscovery(t *testing.T) {
 		}
 		b.waitServing(t)
 		out, took := a.cli(t, "call", "b", "echo", "hi")
-		if out.code != 1 || !strings.Contains(out.stderr, "not connected") {
+		if out.code != 1 || !strings.Contains(out.stderr, "not_connected") {
 			t.Errorf("a: call b while b is down: exit %d, stderr %q; want exit 1, not connected", out.code, out.stderr)
 		}
 		t.Logf("call to the lost peer failed after %v (CLI process included)", took.Round(time.Millisecond))

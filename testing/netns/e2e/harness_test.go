@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"go.uber.org/goleak"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/peernet/peernet/control"
 	"github.com/peernet/peernet/testing/netns"
+	"github.com/peernet/peernet/testing/poll"
 )
 
 // Timing of every node in these tests: short, so that liveness and redial
@@ -41,11 +44,12 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if buildDir != "" {
+			os.RemoveAll(buildDir)
+		}
+		os.Exit(code)
+	}))
 }
 
 // binaries are the programs the tests run.
@@ -98,6 +102,7 @@ type node struct {
 	listen  netip.AddrPort
 	peers   []*node // declared as trusted, without addresses
 	echo    bool    // run and expose the echo plugin
+	noMDNS  bool    // run without mDNS discovery
 
 	proc *process // the running process; nil before start
 	runs int
@@ -160,7 +165,7 @@ plugin "echo" {
 }
 {{end}}
 discovery {
-  mdns       = true
+  mdns       = {{not .NoMDNS}}
   interfaces = ["{{.Iface}}"]
 }
 `))
@@ -173,12 +178,12 @@ func (n *node) writeConfig() {
 		Name, DataDir, Listen, Iface     string
 		Ping, ReconnectMin, ReconnectMax time.Duration
 		Peers                            []peer
-		Echo                             bool
+		Echo, NoMDNS                     bool
 		EchoPath, EchoSHA256             string
 	}{
 		Name: n.name, DataDir: filepath.Join(n.dir, "data"), Listen: n.listen.String(), Iface: netns.Iface,
 		Ping: pingInterval, ReconnectMin: reconnectMin, ReconnectMax: reconnectMax,
-		Echo: n.echo, EchoPath: n.bin.echo, EchoSHA256: n.bin.echoSHA256,
+		Echo: n.echo, NoMDNS: n.noMDNS, EchoPath: n.bin.echo, EchoSHA256: n.bin.echoSHA256,
 	}
 	for _, p := range n.peers {
 		data.Peers = append(data.Peers, peer{p.name, p.id})
@@ -341,21 +346,11 @@ func (n *node) connected(t testing.TB, other *node) bool {
 	return ok && p.Connected
 }
 
-// waitFor polls cond every 20 ms until it holds and returns how long that
-// took; it fails the test if cond does not hold within limit.
+// waitFor polls cond until it holds and returns how long that took; it
+// fails the test if cond does not hold within limit.
 func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	deadline := start.Add(limit)
-	for {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return poll.Until(t, what, limit, cond)
 }
 
 // logEntry is one line of a node's JSON log (go-hclog's JSON format).

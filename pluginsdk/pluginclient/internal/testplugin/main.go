@@ -123,16 +123,18 @@ func main() {
 }
 
 func errorName(err error) string {
-	var he *pluginsdk.HandlerError
+	var he *pluginsdk.Error
 	switch {
 	case err == nil:
 		return "nil"
-	case errors.As(err, &he):
-		return "HandlerError:" + he.Msg
+	case errors.As(err, &he) && errors.Is(err, pluginsdk.ErrHandlerError):
+		return "HandlerError:" + he.Message
 	}
 	for name, e := range map[string]error{
 		"ErrUnavailable":    pluginsdk.ErrUnavailable,
 		"ErrNotConnected":   pluginsdk.ErrNotConnected,
+		"ErrConnLost":       pluginsdk.ErrConnLost,
+		"ErrNotTrusted":     pluginsdk.ErrNotTrusted,
 		"ErrNoSuchHandle":   pluginsdk.ErrNoSuchHandle,
 		"ErrForbidden":      pluginsdk.ErrForbidden,
 		"ErrHandlerCrashed": pluginsdk.ErrHandlerCrashed,
