@@ -458,7 +458,7 @@ func testOperator(t *testing.T, bins *binaries) {
 	if p, ok := beta.peers(t)["alpha"]; !ok || p.Connected {
 		t.Errorf("alpha after disconnect: %+v (listed %v); want trusted, not connected", p, ok)
 	}
-	wantCode(t, "disconnect when not connected", beta.cli(t, "disconnect", "alpha"), exitFailed, "not connected")
+	wantCode(t, "disconnect when not connected", beta.cli(t, "disconnect", "alpha"), exitFailed, "not_connected")
 	beta.must(t, "connect", "alpha", alphaAddr)
 	if v := alpha.plugins(t)["echo"]; v.Version != "1.0.0" || v.State != stateRunning {
 		t.Errorf("echo before reload: %+v", v)
