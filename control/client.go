@@ -127,6 +127,13 @@ func (c *Client) Connect(ctx context.Context, peer, addr string) error {
 	return c.do(ctx, http.MethodPost, PathConnect, nil, ConnectRequest{Peer: peer, Addr: addr}, nil)
 }
 
+// Disconnect drops the connection to a peer (label or ID) without
+// untrusting it. A peer that was not connected is an *Error with
+// CodeNotConnected.
+func (c *Client) Disconnect(ctx context.Context, peer string) error {
+	return c.do(ctx, http.MethodPost, PathDisconnect, nil, DisconnectRequest{Peer: peer}, nil)
+}
+
 // Call calls a handle on a peer and returns the result.
 func (c *Client) Call(ctx context.Context, req CallRequest) ([]byte, error) {
 	var r CallResponse

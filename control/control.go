@@ -24,15 +24,16 @@ func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketNam
 
 // API paths. Every request and response body is JSON.
 const (
-	PathStatus  = "/v1/status"  // GET: Status
-	PathPeers   = "/v1/peers"   // GET: []Peer
-	PathTrust   = "/v1/trust"   // GET: []Peer; POST TrustRequest; DELETE ?peer=
-	PathConnect = "/v1/connect" // POST ConnectRequest
-	PathCall    = "/v1/call"    // POST CallRequest: CallResponse
-	PathSend    = "/v1/send"    // POST CallRequest
-	PathPlugins = "/v1/plugins" // GET: []PluginStatus
-	PathReload  = "/v1/reload"  // POST: ReloadResponse
-	PathRevoke  = "/v1/revoke"  // POST RevokeRequest
+	PathStatus     = "/v1/status"     // GET: Status
+	PathPeers      = "/v1/peers"      // GET: []Peer
+	PathTrust      = "/v1/trust"      // GET: []Peer; POST TrustRequest; DELETE ?peer=
+	PathConnect    = "/v1/connect"    // POST ConnectRequest
+	PathDisconnect = "/v1/disconnect" // POST DisconnectRequest
+	PathCall       = "/v1/call"       // POST CallRequest: CallResponse
+	PathSend       = "/v1/send"       // POST CallRequest
+	PathPlugins    = "/v1/plugins"    // GET: []PluginStatus
+	PathReload     = "/v1/reload"     // POST: ReloadResponse
+	PathRevoke     = "/v1/revoke"     // POST RevokeRequest
 )
 
 // maxBodySize bounds the body of a request or an answer that either end
@@ -100,6 +101,13 @@ type ConnectRequest struct {
 	Addr string `json:"addr"`
 }
 
+// DisconnectRequest drops the connection to a peer (label or PeerID)
+// without untrusting it; it is not redialled until the next connect,
+// discovery hint or restart.
+type DisconnectRequest struct {
+	Peer string `json:"peer"`
+}
+
 // CallRequest calls or sends to a handle on a peer (label or PeerID).
 type CallRequest struct {
 	Peer    string   `json:"peer"`
@@ -142,13 +150,14 @@ func (e *Error) Error() string { return e.Message }
 
 // Error codes.
 const (
-	CodeBadRequest    = "bad_request"    // malformed request or argument
-	CodeUnknownPeer   = "unknown_peer"   // no trusted peer by that label or ID
-	CodeNotConnected  = "not_connected"  // no live connection to the peer
-	CodeInvalidConfig = "invalid_config" // reload: the file has errors; nothing changed
-	CodeRemote        = "remote"         // the peer answered with a failure status
-	CodeTimeout       = "timeout"        // the deadline passed
-	CodeFailed        = "failed"         // anything else
+	CodeBadRequest       = "bad_request"       // malformed request or argument
+	CodeUnknownPeer      = "unknown_peer"      // no trusted peer by that label or ID
+	CodeNotConnected     = "not_connected"     // no live connection to the peer
+	CodeAlreadyConnected = "already_connected" // connect: connected at another address; nothing changed
+	CodeInvalidConfig    = "invalid_config"    // reload: the file has errors; nothing changed
+	CodeRemote           = "remote"            // the peer answered with a failure status
+	CodeTimeout          = "timeout"           // the deadline passed
+	CodeFailed           = "failed"            // anything else
 )
 
 // Duration is a time.Duration that reads and writes as text ("1.5s").

@@ -31,11 +31,13 @@ type Backend interface {
 	// Plugins describes the plugins, as Status does.
 	Plugins() []PluginStatus
 
-	// Peers, Trust, Untrust, Connect, Call and Send are host.Node's.
+	// Peers, Trust, Untrust, Connect, Disconnect, Call and Send are
+	// host.Node's.
 	Peers() []host.PeerInfo
 	Trust(id trust.PeerID, label string) error
 	Untrust(id trust.PeerID) error
 	Connect(ctx context.Context, id trust.PeerID, addr string) error
+	Disconnect(id trust.PeerID) error
 	Call(ctx context.Context, id trust.PeerID, handle string, args []byte) ([]byte, error)
 	Send(ctx context.Context, id trust.PeerID, handle string, args []byte) error
 
@@ -90,6 +92,7 @@ var routes = []route{
 	{http.MethodPost, PathTrust, (*Server).trust},
 	{http.MethodDelete, PathTrust, (*Server).untrust},
 	{http.MethodPost, PathConnect, (*Server).connect},
+	{http.MethodPost, PathDisconnect, (*Server).disconnect},
 	{http.MethodPost, PathCall, (*Server).call},
 	{http.MethodPost, PathSend, (*Server).send},
 	{http.MethodGet, PathPlugins, (*Server).plugins},
@@ -205,11 +208,13 @@ func errorOf(err error) *Error {
 		code = CodeInvalidConfig
 	case errors.Is(err, host.ErrNotConnected):
 		code = CodeNotConnected
+	case errors.Is(err, host.ErrAlreadyConnected):
+		code = CodeAlreadyConnected
 	case errors.As(err, &re):
 		code = CodeRemote
 	case errors.Is(err, context.DeadlineExceeded):
 		code = CodeTimeout
-	case errors.Is(err, host.ErrBadHandle), errors.Is(err, trust.ErrBadPeerID), errors.Is(err, trust.ErrBadLabel):
+	case errors.Is(err, host.ErrBadHandle), errors.Is(err, host.ErrBadAddr), errors.Is(err, trust.ErrBadPeerID), errors.Is(err, trust.ErrBadLabel):
 		code = CodeBadRequest
 	}
 	return &Error{Code: code, Message: err.Error()}
@@ -218,13 +223,14 @@ func errorOf(err error) *Error {
 // httpStatus is the HTTP status that carries each error code. Clients go
 // by the code; the status is for anyone reading the traffic.
 var httpStatus = map[string]int{
-	CodeBadRequest:    http.StatusBadRequest,
-	CodeUnknownPeer:   http.StatusNotFound,
-	CodeNotConnected:  http.StatusConflict,
-	CodeInvalidConfig: http.StatusUnprocessableEntity,
-	CodeRemote:        http.StatusBadGateway,
-	CodeTimeout:       http.StatusGatewayTimeout,
-	CodeFailed:        http.StatusInternalServerError,
+	CodeBadRequest:       http.StatusBadRequest,
+	CodeUnknownPeer:      http.StatusNotFound,
+	CodeNotConnected:     http.StatusConflict,
+	CodeAlreadyConnected: http.StatusConflict,
+	CodeInvalidConfig:    http.StatusUnprocessableEntity,
+	CodeRemote:           http.StatusBadGateway,
+	CodeTimeout:          http.StatusGatewayTimeout,
+	CodeFailed:           http.StatusInternalServerError,
 }
 
 // decode reads the request's JSON body into v.
@@ -303,6 +309,18 @@ func (s *Server) connect(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return done, s.backend.Connect(r.Context(), id, req.Addr)
+}
+
+func (s *Server) disconnect(r *http.Request) (any, error) {
+	var req DisconnectRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	id, err := s.resolve(req.Peer)
+	if err != nil {
+		return nil, err
+	}
+	return done, s.backend.Disconnect(id)
 }
 
 // callArgs decodes a call or send request and resolves its peer. The

@@ -76,6 +76,11 @@ func (f *fake) Connect(_ context.Context, id trust.PeerID, addr string) error {
 	return f.err
 }
 
+func (f *fake) Disconnect(id trust.PeerID) error {
+	f.record("Disconnect %s", id)
+	return f.err
+}
+
 func (f *fake) Call(ctx context.Context, id trust.PeerID, handle string, args []byte) ([]byte, error) {
 	_, hasDeadline := ctx.Deadline()
 	f.record("Call %s %s %s deadline=%v", id, handle, args, hasDeadline)
@@ -167,6 +172,7 @@ func TestRoutes(t *testing.T) {
 		{func() error { return c.Untrust(ctx, "beta") }, "Untrust " + beta.String()},
 		{func() error { return c.Untrust(ctx, gamma.String()) }, "Untrust " + gamma.String()},
 		{func() error { return c.Connect(ctx, "beta", "127.0.0.1:2") }, "Connect " + beta.String() + " 127.0.0.1:2"},
+		{func() error { return c.Disconnect(ctx, "beta") }, "Disconnect " + beta.String()},
 		{func() error {
 			res, err := c.Call(ctx, control.CallRequest{Peer: "beta", Handle: "echo", Args: []byte("hi")})
 			if err == nil && string(res) != "re: hi" {
@@ -233,6 +239,12 @@ func TestErrors(t *testing.T) {
 			_, err := c.Reload(ctx)
 			return err
 		}, control.CodeInvalidConfig, "", true},
+		{"already connected", host.ErrAlreadyConnected, func(c *control.Client) error { return c.Connect(ctx, "beta", "127.0.0.1:2") },
+			control.CodeAlreadyConnected, "already connected", true},
+		{"bad address", host.ErrBadAddr, func(c *control.Client) error { return c.Connect(ctx, "beta", "nowhere") },
+			control.CodeBadRequest, "bad address", true},
+		{"disconnect when not connected", host.ErrNotConnected, func(c *control.Client) error { return c.Disconnect(ctx, "beta") },
+			control.CodeNotConnected, "not_connected", true},
 		{"bad handle", host.ErrBadHandle, func(c *control.Client) error { return c.Send(ctx, control.CallRequest{Peer: "beta"}) },
 			control.CodeBadRequest, "bad_request", true},
 		{"other", errors.New("disk on fire"), func(c *control.Client) error { return c.Trust(ctx, beta.String(), "b") },

@@ -9,7 +9,7 @@ import (
 )
 
 // backend is what the daemon gives its control server: the node's own
-// methods (Peers, Trust, Untrust, Connect, Call, Send) and the rest of
+// methods (Peers, Trust, Untrust, Connect, Disconnect, Call, Send) and the rest of
 // control.Backend from the daemon.
 type backend struct {
 	*host.Node

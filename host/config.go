@@ -25,6 +25,11 @@ const (
 	DefaultReconnectMin       = 100 * time.Millisecond
 	DefaultReconnectMax       = 30 * time.Second
 	DefaultMaxWriteQueue      = 8 << 20
+
+	DefaultMaxPeerMemory          = 32 << 20
+	DefaultWriteTimeout           = 15 * time.Second
+	DefaultMaxHandshakesPerSource = 16
+	DefaultMaxConnsPerPeer        = 4
 )
 
 // Config configures a Node. Only Name and DataDir are required; every other
@@ -55,10 +60,22 @@ type Config struct {
 	// Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
-	// MaxHandshakes caps inbound handshakes in progress at once; further
-	// connections are closed at once until one finishes.
-	// Default DefaultMaxHandshakes.
-	MaxHandshakes int
+	// MaxHandshakes caps inbound handshakes in progress at once, and
+	// MaxHandshakesPerSource those from one source (an IPv4 address, or an
+	// IPv6 /64). A socket over either cap takes the place of the oldest
+	// pending handshake that has not yet received the dialer's first
+	// message (from the same source, or else from the source with the most
+	// pending), which is closed; only if every pending handshake has made
+	// that progress is the new socket closed instead. Sockets that stall
+	// before speaking therefore cannot lock others out. Defaults
+	// DefaultMaxHandshakes and DefaultMaxHandshakesPerSource.
+	MaxHandshakes          int
+	MaxHandshakesPerSource int
+
+	// MaxConnsPerPeer caps the connections one authenticated peer may have
+	// at once (the one in use and those being retired); a handshake past it
+	// is answered with the "busy" verdict. Default DefaultMaxConnsPerPeer.
+	MaxConnsPerPeer int
 
 	// MaxMessageSize caps one message (args or result plus a few header
 	// bytes) that this node accepts; it is announced to each peer in the
@@ -74,17 +91,37 @@ type Config struct {
 	CipherSuite wire.Suite
 
 	// MaxInflightPerPeer caps the inbound calls and sends one peer may have
-	// running at once; excess calls are answered "overloaded".
-	// Default DefaultMaxInflightPerPeer.
+	// running at once, across all of its connections; excess calls are
+	// answered "overloaded". Default DefaultMaxInflightPerPeer.
 	MaxInflightPerPeer int
 
-	// MaxWriteQueue caps the bytes queued for one connection before senders
-	// wait for the network. Default DefaultMaxWriteQueue.
+	// MaxPeerMemory is the per-peer memory budget: the bytes one peer can
+	// make the node hold, counted across all of its connections, as the
+	// args of its requests still running plus the replies queued for it
+	// and not yet written. While the budget is exceeded the node stops
+	// reading that peer's connections (TCP backpressure) until replies
+	// drain; a reply that would not fit is replaced at once by an
+	// "overloaded" reply, so a handler never waits to queue one. A
+	// caller that keeps more calls in flight than the budget holds
+	// results for sees "overloaded". Raised to 2×MaxMessageSize if less.
+	// Default DefaultMaxPeerMemory.
+	MaxPeerMemory int
+
+	// WriteTimeout is how long one write to a peer may make no progress.
+	// A peer that does not read for that long is dropped, with a reason
+	// matching ErrConnLost that says so in its down event, within
+	// WriteTimeout + PingInterval/4. Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+
+	// MaxWriteQueue caps the bytes of this node's own calls and sends
+	// queued for one connection before senders wait for the network.
+	// Default DefaultMaxWriteQueue.
 	MaxWriteQueue int
 
-	// PingInterval is how often an idle connection is pinged. A connection
-	// that has received nothing for three intervals is closed as dead.
-	// Default DefaultPingInterval.
+	// PingInterval paces liveness: a connection that has received nothing
+	// for half of it is pinged, and one that has received nothing for 3/2
+	// of it is closed as dead, so a frozen link is noticed within 7/4
+	// intervals (two at most). Default DefaultPingInterval.
 	PingInterval time.Duration
 
 	// ReconnectMin and ReconnectMax bound the jittered exponential backoff
@@ -138,13 +175,30 @@ type Observer interface {
 	Served(handle string, kind Kind, status wire.Status, d time.Duration)
 	// Handshake reports a finished handshake; err is nil on success.
 	Handshake(inbound bool, err error)
+	// HandshakeRefused reports an inbound socket turned away by admission
+	// control, for one of the Refused* reasons.
+	HandshakeRefused(reason string)
 }
+
+// The reasons given to Observer.HandshakeRefused.
+const (
+	// RefusedEvicted: a pending handshake that had not received the
+	// dialer's first message was closed to make room for a newer socket.
+	RefusedEvicted = "evicted"
+	// RefusedOverLimit: a new socket was closed at once because every
+	// pending handshake in its way had made progress.
+	RefusedOverLimit = "over_limit"
+	// RefusedBusy: an authenticated peer already had MaxConnsPerPeer
+	// connections and was sent the "busy" verdict.
+	RefusedBusy = "busy"
+)
 
 // nopObserver is the Observer of a node configured without one.
 type nopObserver struct{}
 
 func (nopObserver) Served(string, Kind, wire.Status, time.Duration) {}
 func (nopObserver) Handshake(bool, error)                           {}
+func (nopObserver) HandshakeRefused(string)                         {}
 
 // MDNSConfig configures mDNS discovery; the zero value announces and
 // browses on every multicast-capable interface.
@@ -180,18 +234,22 @@ func (c Config) withDefaults() (Config, error) {
 	setDuration(&c.CallTimeout, DefaultCallTimeout)
 	setDuration(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDuration(&c.PingInterval, DefaultPingInterval)
+	setDuration(&c.WriteTimeout, DefaultWriteTimeout)
 	setDuration(&c.ReconnectMin, DefaultReconnectMin)
 	setDuration(&c.ReconnectMax, DefaultReconnectMax)
 	setInt(&c.MaxHandshakes, DefaultMaxHandshakes)
 	setInt(&c.MaxMessageSize, wire.DefaultMaxMessageSize)
 	setInt(&c.MaxInflightPerPeer, DefaultMaxInflightPerPeer)
 	setInt(&c.MaxWriteQueue, DefaultMaxWriteQueue)
+	setInt(&c.MaxPeerMemory, DefaultMaxPeerMemory)
+	setInt(&c.MaxHandshakesPerSource, DefaultMaxHandshakesPerSource)
+	setInt(&c.MaxConnsPerPeer, DefaultMaxConnsPerPeer)
 	for _, f := range []struct {
 		name string
 		v    time.Duration
 	}{
 		{"CallTimeout", c.CallTimeout}, {"HandshakeTimeout", c.HandshakeTimeout},
-		{"PingInterval", c.PingInterval}, {"ReconnectMin", c.ReconnectMin}, {"ReconnectMax", c.ReconnectMax},
+		{"PingInterval", c.PingInterval}, {"WriteTimeout", c.WriteTimeout}, {"ReconnectMin", c.ReconnectMin}, {"ReconnectMax", c.ReconnectMax},
 	} {
 		if f.v < 0 {
 			return c, fmt.Errorf("host: Config.%s is negative (%v)", f.name, f.v)
@@ -203,11 +261,17 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxMessageSize < MinMessageSize {
 		return c, fmt.Errorf("host: Config.MaxMessageSize %d is below the minimum %d", c.MaxMessageSize, MinMessageSize)
 	}
-	if c.MaxHandshakes < 0 || c.MaxInflightPerPeer < 0 || c.MaxWriteQueue < 0 {
+	if c.MaxHandshakes < 0 || c.MaxInflightPerPeer < 0 || c.MaxWriteQueue < 0 ||
+		c.MaxPeerMemory < 0 || c.MaxHandshakesPerSource < 0 || c.MaxConnsPerPeer < 0 {
 		return c, errors.New("host: Config limits must not be negative")
 	}
 	if c.MaxWriteQueue < c.MaxMessageSize {
 		c.MaxWriteQueue = c.MaxMessageSize
+	}
+	// Room for one request and one reply of the largest size, so that a
+	// peer within its budget can always make progress.
+	if c.MaxPeerMemory < 2*c.MaxMessageSize {
+		c.MaxPeerMemory = 2 * c.MaxMessageSize
 	}
 	return c, nil
 }

@@ -28,13 +28,15 @@ const flushTimeout = time.Second
 // Lock order: Node.mu, then any of conn's mutexes; conn never takes Node.mu
 // while holding its own.
 type conn struct {
-	n      *Node
-	sc     *wire.Conn
-	peer   trust.PeerID
-	dialed bool // we were the dialer
-	log    hclog.Logger
-	ctx    context.Context // cancelled when the connection closes; parent of handler contexts
-	cancel context.CancelFunc
+	n       *Node
+	sc      *wire.Conn
+	peer    trust.PeerID
+	dialed  bool          // we were the dialer
+	started time.Duration // since n.epoch: when the dial began or the socket was accepted
+	budget  *budget       // the peer's, shared by all of its connections
+	log     hclog.Logger
+	ctx     context.Context // cancelled when the connection closes; parent of handler contexts
+	cancel  context.CancelFunc
 
 	// Writer state, guarded by wmu. Senders append encoded messages to
 	// queue; the writer swaps it out whole and writes it with one Write
@@ -44,6 +46,7 @@ type conn struct {
 	wspace  sync.Cond // queue has room or closing
 	queue   []byte
 	queueP  *[]byte // the pooled holder of queue's array
+	charged int     // bytes of queue charged to the peer's budget (replies)
 	closing bool    // no more messages accepted; the writer flushes and exits
 	err     error   // why the connection closed; set with closing
 	// replacedSent is set when the goaway "replaced" is queued: no call or
@@ -75,9 +78,16 @@ type conn struct {
 
 	dec *wire.Decoder // the reader's; only the reader uses it
 
-	recv      atomic.Uint64 // messages received, for liveness
-	lastRecv  uint64        // recv at the previous liveness tick; pinger only
-	idleTicks int           // pinger only
+	// up is set while this connection carries the peer's "up": its up
+	// event was emitted and its down event not yet. Guarded by Node.mu.
+	up bool
+
+	recv       atomic.Uint64 // messages received, for liveness
+	writeStart atomic.Int64  // since n.epoch, while a write is in progress; else 0
+	paused     atomic.Bool   // the reader waits for the peer's budget
+	lastRecv   uint64        // recv at the last liveness tick; liveness loop only
+	lastSeen   time.Duration // since n.epoch: the tick that last saw recv change; liveness loop only
+	pinged     bool          // a ping is out since lastSeen; liveness loop only
 
 	writerDone chan struct{}
 }
@@ -134,12 +144,15 @@ var pendingPool = sync.Pool{New: func() any {
 	return &pendingCall{ch: make(chan callResult, 1), timer: t}
 }}
 
-func newConn(n *Node, sc *wire.Conn, dialed bool) *conn {
+func newConn(n *Node, sc *wire.Conn, dialed bool, started time.Duration, b *budget) *conn {
 	c := &conn{
 		n:          n,
 		sc:         sc,
 		peer:       sc.RemotePeer(),
 		dialed:     dialed,
+		started:    started,
+		budget:     b,
+		lastSeen:   n.now(),
 		pending:    make(map[uint64]*pendingCall),
 		inbound:    make(map[uint64]*reqCtx),
 		writerDone: make(chan struct{}),
@@ -169,7 +182,7 @@ func (c *conn) start() {
 // enqueue encodes m onto the write queue. It blocks while the queue is full,
 // until ctx is done. It fails with the connection's error once it is closing.
 func (c *conn) enqueue(ctx context.Context, m *wire.Message) error {
-	return c.push(ctx, m, true)
+	return c.push(ctx, m, true, 0)
 }
 
 // control queues a small message that must not wait for room: the reader
@@ -178,18 +191,26 @@ func (c *conn) enqueue(ctx context.Context, m *wire.Message) error {
 // each other. A peer that lets even these pile up is not reading at all, and
 // its connection is closed.
 func (c *conn) control(m *wire.Message) {
-	if err := c.push(context.Background(), m, false); errors.Is(err, errNotReading) {
+	if err := c.push(context.Background(), m, false, -1); errors.Is(err, errNotReading) {
 		c.log.Warn("closing connection: peer is not reading", "queued", c.n.cfg.MaxWriteQueue)
 		c.shutdown(&connLostError{err}, false)
 	}
 }
 
-var errNotReading = errors.New("peer is not reading")
+var (
+	errNotReading = errors.New("peer is not reading")
+	errWriteStuck = errors.New("peer did not read within the write timeout")
+)
 
-func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
+// push appends m to the write queue. With wait, it blocks while the queue
+// is over MaxWriteQueue (the node's own calls and sends). Without, charged
+// < 0 is a control message, refused with errNotReading past twice that
+// cap, and charged >= 0 a reply whose size is already reserved in the
+// peer's budget: it never waits, as the budget bounds it.
+func (c *conn) push(ctx context.Context, m *wire.Message, wait bool, charged int) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !wait && !c.closing && c.queued() > 2*c.n.cfg.MaxWriteQueue {
+	if !wait && charged < 0 && !c.closing && c.queued() > 2*c.n.cfg.MaxWriteQueue {
 		return errNotReading
 	}
 	if wait && !c.closing && c.queued() > c.n.cfg.MaxWriteQueue {
@@ -207,14 +228,13 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 		}
 	}
 	isRequest := m.Type == wire.TypeCall || m.Type == wire.TypeSend
-	if c.closing {
-		if isRequest && c.err == errReplaced {
-			return errRetired
-		}
-		return c.err
-	}
-	if c.replacedSent && isRequest {
+	if isRequest && (c.replacedSent || c.closing && isReplaced(c.err)) {
+		// Whatever else closed it since, the peer has been told, or
+		// knows, that no request follows on this connection.
 		return errRetired
+	}
+	if c.closing {
+		return c.err
 	}
 	wasEmpty := len(c.queue) == 0
 	if c.queue == nil {
@@ -230,6 +250,9 @@ func (c *conn) push(ctx context.Context, m *wire.Message, wait bool) error {
 	}
 	if err != nil {
 		return queueErr(err)
+	}
+	if charged > 0 {
+		c.charged += charged
 	}
 	if m.Type == wire.TypeGoaway && m.Code == wire.GoawayReplaced {
 		c.replacedSent = true
@@ -304,11 +327,12 @@ func (c *conn) writeLoop() {
 			runtime.Gosched()
 			c.wmu.Lock()
 		}
-		out, outP, bodies := c.queue, c.queueP, c.bodies
-		c.queue, c.queueP, c.bodies, c.bodiesLen = nil, nil, spare[:0], 0
+		out, outP, bodies, charged := c.queue, c.queueP, c.bodies, c.charged
+		c.queue, c.queueP, c.bodies, c.bodiesLen, c.charged = nil, nil, spare[:0], 0, 0
 		c.wspace.Broadcast()
 		c.wmu.Unlock()
 
+		c.writeStart.Store(int64(c.n.now()))
 		var err error
 		if len(bodies) == 0 {
 			_, err = c.sc.Write(out)
@@ -329,13 +353,20 @@ func (c *conn) writeLoop() {
 			}
 			clear(bodies)
 		}
+		c.writeStart.Store(0)
 		spare = bodies[:0]
 		putBuf(outP, out)
+		c.budget.release(charged)
 		if err != nil {
 			c.shutdown(connErr(err), false)
 			break
 		}
 	}
+	// What is still queued will never be written: give it back.
+	c.wmu.Lock()
+	c.budget.release(c.charged)
+	c.charged = 0
+	c.wmu.Unlock()
 	c.sc.Close()
 }
 
@@ -359,10 +390,19 @@ func (c *conn) readLoop() {
 		}
 		c.recv.Add(1)
 		switch m.Type {
-		case wire.TypeCall:
-			c.handleRequest(&m, KindCall)
-		case wire.TypeSend:
-			c.handleRequest(&m, KindSend)
+		case wire.TypeCall, wire.TypeSend:
+			kind := KindCall
+			if m.Type == wire.TypeSend {
+				kind = KindSend
+			}
+			if err := c.handleRequest(&m, kind); err != nil {
+				c.log.Warn("closing connection: protocol error", "error", err)
+				c.shutdownWith(err, wire.GoawayProtocolError, err.Error())
+				return
+			}
+			if c.budget.over() && !c.pause() {
+				return
+			}
 		case wire.TypeReply:
 			c.handleReply(&m)
 		case wire.TypeCancel:
@@ -430,9 +470,24 @@ func (e *connLostError) Is(target error) bool {
 	return target == ErrConnLost
 }
 
+// pause stops reading while the peer's budget is exceeded: the peer's
+// writes then back up into TCP, and it holds its own memory, not ours. It
+// reports false if the connection closed meanwhile.
+func (c *conn) pause() bool {
+	c.paused.Store(true)
+	ok := c.budget.wait(c.ctx)
+	c.paused.Store(false)
+	return ok
+}
+
+// errDuplicateID is the protocol error of a call whose id is already in
+// flight on the connection (protocol §5.3).
+var errDuplicateID = fmt.Errorf("%w: call id already in flight", wire.ErrMalformed)
+
 // handleRequest admits an inbound call or send and runs it in its own
 // goroutine. Rejections are answered from the reader without a goroutine.
-func (c *conn) handleRequest(m *wire.Message, kind Kind) {
+// It fails only for a protocol error, which ends the connection.
+func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 	reject := func(st wire.Status, msg string) {
 		handle := m.Handle
 		if st == wire.StatusNoSuchHandle {
@@ -440,31 +495,56 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 		}
 		c.n.cfg.Observer.Served(handle, kind, st, 0)
 		if kind == KindCall {
-			c.control(&wire.Message{Type: wire.TypeReply, ID: m.ID, Status: st, Body: []byte(msg)})
+			// Charged like any reply: a peer that floods refused calls
+			// and never reads is paused by its budget, not queued for.
+			size := wire.ReplyOverhead + len(msg)
+			c.budget.charge(size)
+			if err := c.push(context.Background(), &wire.Message{Type: wire.TypeReply, ID: m.ID, Status: st, Body: []byte(msg)}, false, size); err != nil {
+				c.budget.release(size)
+			}
 		}
+	}
+	c.imu.Lock()
+	if kind == KindCall && c.inbound[m.ID] != nil {
+		c.imu.Unlock()
+		return errDuplicateID
 	}
 	switch c.n.state.Load() {
 	case holding:
+		c.imu.Unlock()
 		reject(wire.StatusUnavailable, "node is starting")
-		return
+		return nil
 	case draining:
+		c.imu.Unlock()
 		reject(wire.StatusUnavailable, "node is shutting down")
-		return
+		return nil
 	}
-	c.imu.Lock()
-	if c.running >= c.n.cfg.MaxInflightPerPeer {
+	if c.budget.inflight.Add(1) > int64(c.n.cfg.MaxInflightPerPeer) {
+		c.budget.inflight.Add(-1)
 		c.imu.Unlock()
 		reject(wire.StatusOverloaded, "too many requests in flight from this peer")
-		return
+		return nil
+	}
+	var reserved int
+	if kind == KindCall {
+		if reserved = c.budget.expected(); !c.budget.reserve(reserved) {
+			c.budget.inflight.Add(-1)
+			c.imu.Unlock()
+			reject(wire.StatusOverloaded, "this peer's memory budget is taken by its calls in flight and unread replies")
+			return nil
+		}
 	}
 	e, st := c.n.admit(c.peer, m.Handle)
 	if st != wire.StatusOK {
+		c.budget.release(reserved)
+		c.budget.inflight.Add(-1)
 		c.imu.Unlock()
 		reject(st, "")
-		return
+		return nil
 	}
 	c.running++
-	in := &inbound{c: c, e: e, id: m.ID}
+	in := &inbound{c: c, e: e, id: m.ID, reserved: reserved}
+	c.budget.charge(len(m.Body))
 	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: c.dec.Take(m)}
 	in.ctx.parent = c.ctx
 	if m.Timeout > 0 {
@@ -476,25 +556,35 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) {
 	c.imu.Unlock()
 	c.n.wg.Add(1)
 	go in.run()
+	if kind == KindCall && !c.budget.learned.Load() {
+		// Until one of the peer's calls has returned, its expected reply
+		// size is a guess: let the handler run before admitting the next
+		// call, so that a burst of calls to a handler with large results
+		// is held back once the first result is in.
+		runtime.Gosched()
+	}
+	return nil
 }
 
 // inbound is one admitted request: everything its goroutine needs, in one
 // allocation.
 type inbound struct {
-	c   *conn
-	e   *exposed
-	id  uint64
-	req Request
-	ctx reqCtx
+	c        *conn
+	e        *exposed
+	id       uint64
+	reserved int // budget bytes reserved for the reply
+	req      Request
+	ctx      reqCtx
 }
 
 func (in *inbound) run() {
 	c := in.c
 	defer c.n.wg.Done()
 	start := time.Now()
+	argsLen := len(in.req.Args)
 	body, st := in.e.serve(&in.ctx, &in.req)
 	c.n.cfg.Observer.Served(in.req.Handle, in.req.Kind, st, time.Since(start))
-	in.e.release()
+	c.budget.release(argsLen)
 	c.imu.Lock()
 	_, live := c.inbound[in.id]
 	delete(c.inbound, in.id)
@@ -505,21 +595,47 @@ func (in *inbound) run() {
 		if len(body)+wire.ReplyOverhead > c.sc.PeerMaxMessageSize() {
 			body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
 		}
-		c.reply(in.id, st, body)
+		c.reply(in.id, st, body, in.reserved)
+	} else {
+		c.budget.release(in.reserved)
 	}
-	// Only now, with the reply queued, is the request done: a retired
-	// connection that saw no request running could close before the
-	// reply went out.
+	// Only now, with the reply queued, is the request done: its slots
+	// bound what the peer holds, and a retired connection that saw no
+	// request running could close before the reply went out.
+	in.e.release()
+	c.budget.inflight.Add(-1)
 	c.imu.Lock()
 	c.running--
 	c.imu.Unlock()
 	c.maybeFinishRetire()
 }
 
-func (c *conn) reply(id uint64, st wire.Status, body []byte) {
+// reply queues a reply without waiting, turning the reserved bytes of the
+// budget into the reply's, which stay charged until written. A reply that
+// does not fit is replaced by a short "overloaded" one, so that neither the
+// handler's goroutine nor its result outlives the handler while a peer
+// does not read.
+func (c *conn) reply(id uint64, st wire.Status, body []byte, reserved int) {
+	size := wire.ReplyOverhead + len(body)
+	b := c.budget
+	b.learn(size)
+	switch {
+	case size <= reserved:
+		b.release(reserved - size)
+	case b.reserve(size - reserved):
+	default:
+		b.full.Store(true)
+		b.release(reserved)
+		body, st = []byte("reply does not fit in this peer's memory budget: too much unread"), wire.StatusOverloaded
+		size = wire.ReplyOverhead + len(body)
+		b.charge(size)
+	}
 	m := wire.Message{Type: wire.TypeReply, ID: id, Status: st, Body: body}
-	if err := c.enqueue(context.Background(), &m); err != nil && !c.isClosing() {
-		c.log.Warn("dropping reply", "id", id, "error", err)
+	if err := c.push(context.Background(), &m, false, size); err != nil {
+		c.budget.release(size)
+		if !c.isClosing() {
+			c.log.Warn("dropping reply", "id", id, "error", err)
+		}
 	}
 }
 
@@ -671,8 +787,15 @@ func (c *conn) close(err error, goaway *wire.Message) {
 	c.wmu.Unlock()
 
 	// A peer that stopped reading must not hold the writer forever.
-	c.sc.SetWriteDeadline(time.Now().Add(flushTimeout))
+	if errors.Is(err, errWriteStuck) {
+		c.sc.SetWriteDeadline(time.Now())
+	} else {
+		c.sc.SetWriteDeadline(time.Now().Add(flushTimeout))
+	}
 	c.cancel()
+	if c.paused.Load() {
+		c.budget.wake()
+	}
 
 	c.pmu.Lock()
 	pending := c.pending
@@ -700,7 +823,15 @@ func (c *conn) retire() {
 	context.AfterFunc(c.ctx, func() { t.Stop() })
 }
 
-var errReplaced = &connLostError{errors.New("replaced by another connection to the same peer")}
+// The reasons a connection is replaced: by the key tie-break, or by a
+// fresh connection from the side that dialled this one. Requests not yet
+// sent on it go to the connection that replaced it (errRetired).
+var (
+	errReplaced      = &connLostError{errors.New("replaced by another connection to the same peer")}
+	errReplacedFresh = &connLostError{errors.New("replaced by a fresh connection from the peer that dialled this one")}
+)
+
+func isReplaced(err error) bool { return err == errReplaced || err == errReplacedFresh }
 
 func (c *conn) maybeFinishRetire() {
 	if !c.retired.Load() || !c.peerRetired.Load() {

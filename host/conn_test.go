@@ -87,7 +87,9 @@ func TestSimultaneousDial(t *testing.T) {
 type proxy struct {
 	ln     net.Listener
 	target string
-	frozen atomic.Bool
+	frozen atomic.Bool  // freezes every connection, new ones too
+	cut    atomic.Int64 // connections numbered below it are frozen
+	seq    int64        // connections accepted; serve only
 	mu     sync.Mutex
 	conns  []net.Conn
 	wg     sync.WaitGroup
@@ -123,22 +125,33 @@ func (p *proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
+		p.seq++
 		p.wg.Add(2)
-		go p.pipe(c, u)
-		go p.pipe(u, c)
+		go p.pipe(c, u, p.seq)
+		go p.pipe(u, c, p.seq)
 	}
 }
 
-func (p *proxy) pipe(dst, src net.Conn) {
+// freezeExisting freezes the connections made so far, and not later
+// ones: a link that went silent, then came back for new connections.
+func (p *proxy) freezeExisting() {
+	p.mu.Lock()
+	p.cut.Store(int64(len(p.conns)/2) + 1)
+	p.mu.Unlock()
+}
+
+func (p *proxy) pipe(dst, src net.Conn, seq int64) {
 	defer p.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if err != nil {
-			dst.Close()
+			if !p.frozen.Load() && seq >= p.cut.Load() {
+				dst.Close() // a frozen link does not carry the close either
+			}
 			return
 		}
-		if p.frozen.Load() {
+		if p.frozen.Load() || seq < p.cut.Load() {
 			continue // swallow: the peer has gone silent
 		}
 		if _, err := dst.Write(buf[:n]); err != nil {
@@ -159,7 +172,7 @@ func (p *proxy) close() {
 }
 
 func TestLivenessDetectsDeadPeer(t *testing.T) {
-	cfg := host.Config{PingInterval: 50 * time.Millisecond}
+	cfg := host.Config{PingInterval: 100 * time.Millisecond}
 	a := peernettest.Node(t, cfg)
 	b := peernettest.Node(t, cfg)
 	peernettest.TrustEach(t, a, b)
@@ -176,7 +189,7 @@ func TestLivenessDetectsDeadPeer(t *testing.T) {
 	defer cancel()
 
 	// Idle but alive: pings keep it up across many intervals.
-	deadline := time.Now().Add(400 * time.Millisecond)
+	deadline := time.Now().Add(800 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if !a.Connected(b.Identity()) {
 			t.Fatal("idle live connection was dropped")
@@ -391,9 +404,10 @@ func TestHandshakeStallAndFlood(t *testing.T) {
 }
 
 // A peer that sends but never reads cannot make the node queue without
-// bound: refusals pile up to a cap, then the node drops the connection.
+// bound: refusals are charged to its memory budget, the node stops reading
+// it once that is spent, and drops it by the write timeout.
 func TestPeerThatNeverReads(t *testing.T) {
-	nodes := peernettest.Nodes(t, 2, host.Config{MaxMessageSize: 4 << 10, MaxWriteQueue: 64 << 10})
+	nodes := peernettest.Nodes(t, 2, host.Config{MaxMessageSize: 4 << 10, MaxWriteQueue: 64 << 10, MaxPeerMemory: 64 << 10, WriteTimeout: 500 * time.Millisecond})
 	a, good := nodes[0], nodes[1]
 	expose(t, a, "echo", echo, host.ExposeOptions{})
 	p := dialRaw(t, a)

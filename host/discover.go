@@ -304,6 +304,7 @@ func (d *hintDialer) hint(h discovery.Hint) {
 	case !ok:
 		n.log.Debug("ignoring hint", "peer", h.Peer.Short(), "addr", h.Addr, "source", h.Source)
 	default:
+		n.resume(h.Peer) // a fresh hint ends a Disconnect
 		d.poke()
 	}
 }
@@ -366,16 +367,29 @@ func (d *hintDialer) dialable(peer trust.PeerID) bool {
 		d.pol.forget(peer)
 		return false
 	}
-	return d.n.connFor(peer) == nil
+	n := d.n
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	ps := n.peers[peer]
+	return ps == nil || ps.conn == nil && !ps.suspended
 }
 
 func (d *hintDialer) dial(ctx context.Context, hd hintDial) {
 	n := d.n
 	addr := hd.addr.String()
 	n.log.Debug("dialling hinted address", "peer", hd.peer.Short(), "addr", addr, "source", hd.source)
-	err := n.dial(ctx, hd.peer, addr)
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	ps := n.peerLocked(hd.peer)
+	n.mu.Unlock()
+	err := n.dial(ctx, hd.peer, addr, ps)
 	out := hintFailed
 	switch {
+	case err == errSameAddr || errors.Is(err, ErrAlreadyConnected):
+		// Connected while the dial waited its turn: nothing was dialled.
 	case err == nil || errors.Is(err, ErrNotTrustedByPeer):
 		out = hintProven
 	case errors.Is(err, ErrWrongPeer):

@@ -1,6 +1,8 @@
 package host
 
 import (
+	"errors"
+
 	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/wire"
 )
@@ -46,6 +48,11 @@ var (
 	// ErrBadHandle means a handle name is empty, too long or not UTF-8: a
 	// "bad_request" outcome.
 	ErrBadHandle = rpc.ErrBadRequest
+	// ErrAlreadyConnected means Connect was asked for another address of
+	// a peer that is connected; the working connection is kept.
+	ErrAlreadyConnected = errors.New("host: peer already connected")
+	// ErrBadAddr means an address is not host:port with a numeric port.
+	ErrBadAddr = errors.New("host: bad address")
 )
 
 // RemoteError is a call that the remote node answered with a status other

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,12 +52,14 @@ type Node struct {
 	peers  map[trust.PeerID]*peerState
 	closed bool
 
-	state      atomic.Int32  // serving, holding or draining
-	handshakes chan struct{} // semaphore on inbound handshakes
-	events     events
+	state     atomic.Int32 // serving, holding or draining
+	admission admission    // inbound handshakes in progress
+	events    events
+	epoch     time.Time // the node's clock for timestamps kept in atomics; see now
 
 	stopTrustWatch func()
-	closeOnce      sync.Once
+	closeStarted   atomic.Bool
+	closeDone      chan struct{} // closed when Close has finished
 }
 
 // peerState is what the node knows of one peer, guarded by Node.mu.
@@ -66,6 +69,17 @@ type peerState struct {
 	addr   string    // where to redial; empty if unknown
 	via    string    // how addr was learned: "connect", "config", "mdns", ...
 	redial *redialer // the running redial loop; nil if none
+	budget *budget   // shared by all of the peer's connections
+
+	// suspended stops redialling after Disconnect, until the next
+	// Connect or address hint.
+	suspended bool
+
+	// dialing serialises our dials to the peer (buffered 1), so that two
+	// connections we dial are never in handshake at once: the later
+	// one is then the fresher on both sides (see prefer).
+	dialing  chan struct{}
+	dialAddr string // the address of the dial holding the slot; "" if none
 }
 
 // redialer is one peer's redial loop as the peer's state knows it, so that
@@ -98,8 +112,8 @@ func Start(cfg Config) (*Node, error) {
 	if _, dup := runningNames.LoadOrStore(cfg.Name, true); dup {
 		return nil, fmt.Errorf("host: a node named %q is already running in this process", cfg.Name)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.Named(cfg.Name), peers: make(map[trust.PeerID]*peerState)}
-	n.handshakes = make(chan struct{}, cfg.MaxHandshakes)
+	n := &Node{cfg: cfg, log: cfg.Logger.Named(cfg.Name), peers: make(map[trust.PeerID]*peerState), epoch: time.Now(), closeDone: make(chan struct{})}
+	n.admission.init(cfg, n.log)
 	empty := map[string]*exposed{}
 	n.handlers.Store(&empty)
 	if err := n.open(); err != nil {
@@ -176,31 +190,38 @@ func (n *Node) release() {
 // Close stops the node: it stops listening, says goaway to every peer, fails
 // calls in flight with ErrClosed at once, cancels running handlers' contexts
 // and waits for every goroutine it started, handlers included. Safe to call
-// many times; later calls return at once.
+// many times and from a Subscribe callback; a later call waits for the
+// first to finish, unless it comes from a callback, which the first waits
+// for.
 func (n *Node) Close() error {
-	n.closeOnce.Do(func() {
-		n.stopTrustWatch()
-		n.cancel()
-		n.ln.Close()
-		n.mu.Lock()
-		n.closed = true
-		var conns []*conn
-		for _, ps := range n.peers {
-			if ps.conn != nil {
-				conns = append(conns, ps.conn)
-			}
-			conns = append(conns, ps.others...)
+	if n.closeStarted.Swap(true) {
+		if !n.events.inCallback() {
+			<-n.closeDone
 		}
-		n.mu.Unlock()
-		for _, c := range conns {
-			c.shutdown(ErrClosed, true)
+		return nil
+	}
+	defer close(n.closeDone)
+	n.stopTrustWatch()
+	n.cancel()
+	n.ln.Close()
+	n.mu.Lock()
+	n.closed = true
+	var conns []*conn
+	for _, ps := range n.peers {
+		if ps.conn != nil {
+			conns = append(conns, ps.conn)
 		}
-		n.wg.Wait()
-		n.events.close()
-		n.release()
-		runningNames.Delete(n.cfg.Name)
-		n.log.Info("node stopped")
-	})
+		conns = append(conns, ps.others...)
+	}
+	n.mu.Unlock()
+	for _, c := range conns {
+		c.shutdown(ErrClosed, true)
+	}
+	n.wg.Wait()
+	n.events.close()
+	n.release()
+	runningNames.Delete(n.cfg.Name)
+	n.log.Info("node stopped")
 	return nil
 }
 
@@ -255,6 +276,10 @@ func (n *Node) Inflight() int {
 	return total
 }
 
+// now is the time since the node started, on the monotonic clock: cheap to
+// take and to keep in an atomic.
+func (n *Node) now() time.Duration { return time.Since(n.epoch) }
+
 func (n *Node) conns() []*conn {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -303,16 +328,22 @@ func (n *Node) Trusted(peer trust.PeerID) bool { return n.trust.Contains(peer) }
 
 // untrusted runs after peer's removal from the trust list is persisted.
 func (n *Node) untrusted(peer trust.PeerID) {
+	reason := fmt.Errorf("%w: %s", ErrNotTrusted, peer)
 	n.mu.Lock()
 	ps := n.peers[peer]
 	delete(n.peers, peer)
+	if ps != nil {
+		// The peer is down from now on, even if trusted again and
+		// reconnected before these connections have finished closing.
+		n.downLocked(ps.conn, reason)
+	}
 	n.mu.Unlock()
 	if ps == nil {
 		return
 	}
 	for _, c := range append(ps.others, ps.conn) {
 		if c != nil {
-			c.shutdownWith(fmt.Errorf("%w: %s", ErrNotTrusted, peer), wire.GoawayUntrusted, "")
+			c.shutdownWith(reason, wire.GoawayUntrusted, "")
 		}
 	}
 }
@@ -375,8 +406,8 @@ func (n *Node) SetAddr(peer trust.PeerID, addr, via string) error {
 // not connected, it is dialled: at once by a new redial loop, or by the
 // running one, which a changed address wakes (see redial). n.mu held.
 func (n *Node) setAddrLocked(peer trust.PeerID, ps *peerState, addr, via string) {
-	changed := ps.addr != addr
-	ps.addr, ps.via = addr, via
+	changed := ps.addr != addr || ps.suspended
+	ps.addr, ps.via, ps.suspended = addr, via, false
 	switch {
 	case ps.conn != nil:
 	case ps.redial == nil:
@@ -389,7 +420,7 @@ func (n *Node) setAddrLocked(peer trust.PeerID, ps *peerState, addr, via string)
 func (n *Node) peerLocked(peer trust.PeerID) *peerState {
 	ps := n.peers[peer]
 	if ps == nil {
-		ps = &peerState{}
+		ps = &peerState{budget: newBudget(n.cfg.MaxPeerMemory, n.cfg.MaxInflightPerPeer), dialing: make(chan struct{}, 1)}
 		n.peers[peer] = ps
 	}
 	return ps
@@ -397,11 +428,18 @@ func (n *Node) peerLocked(peer trust.PeerID) *peerState {
 
 // Connect dials peer at addr (host:port) and returns once the peer is
 // authenticated and has accepted us, or with the reason it failed:
-// ErrNotTrusted (not on our trust list), ErrWrongPeer (addr answered with
-// another key), ErrNotTrustedByPeer, a dial error, or ctx's error. The
-// address is remembered for redialling. Connecting to a connected peer
-// returns nil at once.
+// ErrBadAddr (addr does not parse; nothing is dialled), ErrNotTrusted (not
+// on our trust list), ErrWrongPeer (addr answered with another key),
+// ErrNotTrustedByPeer, a dial error, or ctx's error. On success the address
+// is remembered for redialling, and a redial stopped by Disconnect resumes.
+//
+// Connecting to a connected peer returns nil at once if addr is the
+// address remembered for it, and otherwise ErrAlreadyConnected, keeping the
+// working connection and its address: Disconnect first to move the peer.
 func (n *Node) Connect(ctx context.Context, peer trust.PeerID, addr string) error {
+	if err := checkAddr(addr); err != nil {
+		return err
+	}
 	if !n.trust.Contains(peer) {
 		return fmt.Errorf("%w: %s", ErrNotTrusted, peer)
 	}
@@ -411,21 +449,174 @@ func (n *Node) Connect(ctx context.Context, peer trust.PeerID, addr string) erro
 		return ErrClosed
 	}
 	ps := n.peerLocked(peer)
-	ps.addr, ps.via = addr, "connect"
-	connected := ps.conn != nil
-	n.mu.Unlock()
-	if connected {
-		return nil
+	if err := n.alreadyLocked(ps, addr); err != nil {
+		if err == errSameAddr {
+			ps.suspended = false
+			err = nil
+		}
+		n.mu.Unlock()
+		return err
 	}
-	return n.dial(ctx, peer, addr)
+	n.mu.Unlock()
+	if err := n.dial(ctx, peer, addr, ps); err != nil {
+		if err == errSameAddr {
+			return nil
+		}
+		return err
+	}
+	n.mu.Lock()
+	if !n.closed && n.peers[peer] == ps {
+		ps.addr, ps.via, ps.suspended = addr, "connect", false
+	}
+	n.mu.Unlock()
+	return nil
 }
 
-// dial connects to peer at addr and registers the connection.
-func (n *Node) dial(ctx context.Context, peer trust.PeerID, addr string) error {
+// errSameAddr: the peer is connected already, at the address asked for.
+var errSameAddr = errors.New("host: already connected at that address")
+
+// alreadyLocked says whether a Connect to addr has nothing to do
+// (errSameAddr) or must not change a working connection
+// (ErrAlreadyConnected). n.mu held.
+func (n *Node) alreadyLocked(ps *peerState, addr string) error {
+	if ps.conn == nil {
+		return nil
+	}
+	if ps.addr == "" || ps.addr == addr || ps.conn.remoteAddr().String() == addr {
+		// Nothing to change: no redial address to replace (the peer
+		// dialled us; addr, unverified, is not recorded), or the same.
+		return errSameAddr
+	}
+	return fmt.Errorf("%w at %s (redial address %q); disconnect first to use %s", ErrAlreadyConnected, ps.conn.remoteAddr(), ps.addr, addr)
+}
+
+// checkAddr checks that addr is host:port with a numeric port.
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w %q: %v", ErrBadAddr, addr, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%w %q: no host", ErrBadAddr, addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%w %q: port must be 1-65535", ErrBadAddr, addr)
+	}
+	return nil
+}
+
+// resume ends a Disconnect's stop on redialling peer.
+func (n *Node) resume(peer trust.PeerID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ps := n.peers[peer]; ps != nil && ps.suspended {
+		ps.suspended = false
+		if ps.conn == nil && ps.addr != "" && !n.closed {
+			n.redialLocked(peer, ps, 0)
+		}
+	}
+}
+
+// Disconnect closes the connections to peer without untrusting it, failing
+// its calls in flight with an error matching ErrConnLost, and stops
+// redialling it until the next Connect, address hint (SetAddr, discovery)
+// or restart. The peer may still dial us. It returns ErrNotConnected if
+// there was no connection (redialling stops all the same), ErrNotTrusted
+// for a peer not on the trust list.
+func (n *Node) Disconnect(peer trust.PeerID) error {
+	if !n.trust.Contains(peer) {
+		return fmt.Errorf("%w: %s", ErrNotTrusted, peer)
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	ps := n.peers[peer]
+	if ps == nil {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotConnected, peer.Short())
+	}
+	ps.suspended = true
+	if r := ps.redial; r != nil && r.cancel != nil {
+		r.cancel()
+	}
+	conns := append([]*conn{ps.conn}, ps.others...)
+	n.mu.Unlock()
+	if conns[0] == nil && len(conns) == 1 {
+		return fmt.Errorf("%w: %s", ErrNotConnected, peer.Short())
+	}
+	for _, c := range conns {
+		if c != nil {
+			c.shutdownWith(errDisconnected, wire.GoawayNormal, "disconnected by the peer's operator")
+		}
+	}
+	return nil
+}
+
+var errDisconnected = &connLostError{errors.New("disconnected by this node (Disconnect)")}
+
+// takeDialSlot waits for ps's dialing slot and reports whether it took it.
+// A dial to another address than the one in progress goes ahead without
+// it (false, ctx not done): the one in progress may hang at an address the
+// peer has left, and the fresher of two that both succeed is still told
+// apart by the acceptor in all but a race of the two handshakes.
+func (n *Node) takeDialSlot(ctx context.Context, ps *peerState, addr string) bool {
+	for {
+		select {
+		case ps.dialing <- struct{}{}:
+			n.mu.Lock()
+			ps.dialAddr = addr
+			n.mu.Unlock()
+			return true
+		default:
+		}
+		n.mu.RLock()
+		other := ps.dialAddr
+		n.mu.RUnlock()
+		if other != "" && other != addr {
+			return false
+		}
+		select {
+		case ps.dialing <- struct{}{}:
+			n.mu.Lock()
+			ps.dialAddr = addr
+			n.mu.Unlock()
+			return true
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+			// Look again: the dial in progress may have changed address.
+		}
+	}
+}
+
+// dial connects to peer at addr and registers the connection. ps is the
+// peer's state when the dial was decided; its dialing slot is held for the
+// whole dial. A Connect dial (connect true) that finds the peer connected
+// once it holds the slot reports errSameAddr or ErrAlreadyConnected.
+func (n *Node) dial(ctx context.Context, peer trust.PeerID, addr string, ps *peerState) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
 	stop := context.AfterFunc(n.ctx, cancel) // Close aborts dials in progress
 	defer stop()
+	if held := n.takeDialSlot(ctx, ps, addr); held {
+		defer func() {
+			n.mu.Lock()
+			ps.dialAddr = ""
+			n.mu.Unlock()
+			<-ps.dialing
+		}()
+	} else if ctx.Err() != nil {
+		return fmt.Errorf("host: dialing %s at %s: %w", peer.Short(), addr, ctx.Err())
+	}
+	n.mu.RLock()
+	err := n.alreadyLocked(ps, addr)
+	n.mu.RUnlock()
+	if err != nil {
+		return err // connected while we waited for the slot
+	}
+	started := n.now()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -436,7 +627,7 @@ func (n *Node) dial(ctx context.Context, peer trust.PeerID, addr string) error {
 	if err != nil {
 		return fmt.Errorf("host: handshake with %s at %s: %w", peer.Short(), addr, err)
 	}
-	return n.register(sc, true)
+	return n.register(sc, true, started)
 }
 
 func (n *Node) acceptLoop() {
@@ -453,28 +644,31 @@ func (n *Node) acceptLoop() {
 			n.log.Error("accept failed; no longer accepting connections", "error", err)
 			return
 		}
-		select {
-		case n.handshakes <- struct{}{}:
-		default:
-			n.log.Warn("too many handshakes in progress; dropping connection", "remote", raw.RemoteAddr())
-			raw.Close()
-			continue
+		started := n.now()
+		h := n.admission.add(raw, n.cfg.Observer)
+		if h == nil {
+			continue // refused; admission closed it and counted it
 		}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			defer func() { <-n.handshakes }()
-			n.accept(raw)
+			defer n.admission.done(h)
+			n.accept(h, started)
 		}()
 	}
 }
 
-func (n *Node) accept(raw net.Conn) {
+func (n *Node) accept(h *pendingHandshake, started time.Duration) {
+	raw := h.raw
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
 	sc, err := wire.Server(ctx, raw, n.local, func(p trust.PeerID) wire.Verdict {
 		if !n.trust.Contains(p) {
 			return wire.RefuseUntrusted
+		}
+		if n.connCount(p) >= n.cfg.MaxConnsPerPeer {
+			n.admission.refused(RefusedBusy, n.cfg.Observer)
+			return wire.RefuseBusy
 		}
 		return wire.Accept
 	})
@@ -490,15 +684,32 @@ func (n *Node) accept(raw net.Conn) {
 		}
 		return
 	}
-	if err := n.register(sc, false); err != nil {
+	if err := n.register(sc, false, started); err != nil {
 		n.log.Debug("inbound connection dropped", "peer", sc.RemotePeer().Short(), "error", err)
 	}
 }
 
-// register adopts a freshly authenticated connection. If the peer already
-// has one, both sides keep the connection dialled by the smaller PeerID and
-// retire the other gently, so no call is lost to a simultaneous dial.
-func (n *Node) register(sc *wire.Conn, dialed bool) error {
+// connCount reports how many connections n has to peer: the one in use
+// and any being retired.
+func (n *Node) connCount(peer trust.PeerID) int {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	ps := n.peers[peer]
+	if ps == nil {
+		return 0
+	}
+	count := len(ps.others)
+	if ps.conn != nil {
+		count++
+	}
+	return count
+}
+
+// register adopts a freshly authenticated connection, dialled or accepted
+// at started. If the peer already has one, the reconnect and tie-break
+// rules of prefer choose which to keep (protocol §5.4); the other is
+// retired or closed so that no call is lost.
+func (n *Node) register(sc *wire.Conn, dialed bool, started time.Duration) error {
 	peer := sc.RemotePeer()
 	n.mu.Lock()
 	if n.closed {
@@ -511,8 +722,8 @@ func (n *Node) register(sc *wire.Conn, dialed bool) error {
 		sc.Close()
 		return fmt.Errorf("%w: %s", ErrNotTrusted, peer)
 	}
-	c := newConn(n, sc, dialed)
 	ps := n.peerLocked(peer)
+	c := newConn(n, sc, dialed, started, ps.budget)
 	var loser *conn
 	switch {
 	case ps.conn == nil:
@@ -522,47 +733,78 @@ func (n *Node) register(sc *wire.Conn, dialed bool) error {
 	default:
 		loser = c
 	}
-	up := ps.conn == c && loser == nil
-	source := ps.via
+	sameSide := false
 	if loser != nil {
 		ps.others = append(ps.others, loser)
+		sameSide = loser.dialed == ps.conn.dialed
 	}
 	c.start()
+	how := "accepted"
+	if dialed {
+		how = "dialed"
+	}
+	switch {
+	case ps.conn != c:
+	case loser != nil && loser.up:
+		// The peer stays up: the new connection carries on its "up".
+		loser.up, c.up = false, true
+	default:
+		// Emitted under n.mu, as every down is, so that subscribers see a
+		// peer's ups and downs in the order they happened.
+		c.up = true
+		n.log.Info("peer up", "peer", peer, "remote", sc.RemoteAddr(), "how", how)
+		n.events.emit(PeerEvent{Peer: peer, Up: true, Addr: sc.RemoteAddr().String(), Via: how, Source: ps.via, Time: time.Now()})
+	}
 	n.mu.Unlock()
 	if loser != nil {
-		n.log.Debug("two connections to one peer; retiring one", "peer", peer.Short(), "kept_dialed_by_us", ps.conn.dialed)
-		loser.retire()
-	}
-	if up {
-		how := "accepted"
-		if dialed {
-			how = "dialed"
+		if sameSide {
+			// The side that dialled both knows the old one is dead; its
+			// calls there are lost already, and ours would wait for
+			// replies that cannot come.
+			n.log.Debug("fresh connection from the same side replaces the old one", "peer", peer.Short(), "dialed_by_us", dialed)
+			loser.shutdownWith(errReplacedFresh, wire.GoawayNormal, "replaced by your fresh connection")
+		} else {
+			n.log.Debug("two connections to one peer; retiring one", "peer", peer.Short(), "kept_dialed_by_us", !loser.dialed)
+			loser.retire()
 		}
-		n.log.Info("peer up", "peer", peer, "remote", sc.RemoteAddr(), "how", how)
-		n.events.emit(PeerEvent{Peer: peer, Up: true, Addr: sc.RemoteAddr().String(), Via: how, Source: source, Time: time.Now()})
 	}
 	return nil
 }
 
-// prefer reports whether a should be kept over b, two connections to the
-// same peer: the one dialled by the smaller PeerID wins, a rule both sides
-// evaluate alike.
+// prefer reports whether a, a new connection, should be kept over b, the
+// one in use for the same peer. Both sides evaluate it alike:
+//   - same direction: the fresher wins. Its dialer dials only when it has
+//     no connection in use, one dial per address at a time, so for it the
+//     old one is dead; the acceptor, which may not know yet, orders them by
+//     accept time.
+//   - opposite directions (simultaneous dials): the one dialled by the
+//     smaller PeerID wins.
 func (n *Node) prefer(a, b *conn) bool {
 	if a.dialed == b.dialed {
-		return false // same direction: keep the established one
+		return a.started > b.started
 	}
 	self, peer := n.Identity().Bytes(), a.peer.Bytes()
 	weAreSmaller := bytes.Compare(self[:], peer[:]) < 0
 	return a.dialed == weAreSmaller
 }
 
+// downLocked emits the peer's down event if c carries its "up". n.mu held.
+func (n *Node) downLocked(c *conn, reason error) {
+	if c == nil || !c.up {
+		return
+	}
+	c.up = false
+	n.log.Info("peer down", "peer", c.peer, "reason", reason)
+	n.events.emit(PeerEvent{Peer: c.peer, Up: false, Reason: reason, Time: time.Now()})
+}
+
 // connGone runs once a connection's goroutines have ended.
 func (n *Node) connGone(c *conn) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.downLocked(c, c.closeErr())
 	ps := n.peers[c.peer]
 	if ps == nil {
-		n.events.emit(PeerEvent{Peer: c.peer, Up: false, Reason: c.closeErr(), Time: time.Now()})
 		return
 	}
 	for i, o := range ps.others {
@@ -575,10 +817,7 @@ func (n *Node) connGone(c *conn) {
 		return
 	}
 	ps.conn = nil
-	err := c.closeErr()
-	n.log.Info("peer down", "peer", c.peer, "reason", err)
-	n.events.emit(PeerEvent{Peer: c.peer, Up: false, Reason: err, Time: time.Now()})
-	if !n.closed && ps.addr != "" {
+	if !n.closed && ps.addr != "" && !ps.suspended {
 		n.redialLocked(c.peer, ps, n.cfg.ReconnectMin)
 	}
 }
@@ -635,7 +874,7 @@ func (n *Node) redial(peer trust.PeerID, r *redialer, wait time.Duration) {
 			n.mu.Unlock() // forgotten while we waited; a new loop may own it
 			return
 		}
-		if ps.conn != nil || ps.addr == "" || n.closed {
+		if ps.conn != nil || ps.addr == "" || ps.suspended || n.closed {
 			ps.redial = nil
 			n.mu.Unlock()
 			return
@@ -647,12 +886,12 @@ func (n *Node) redial(peer trust.PeerID, r *redialer, wait time.Duration) {
 
 		last = time.Now()
 		n.log.Debug("redialling", "peer", peer.Short(), "addr", addr)
-		err := n.dial(ctx, peer, addr)
+		err := n.dial(ctx, peer, addr, ps)
 		moved := ctx.Err() != nil && n.ctx.Err() == nil
 		cancel()
 		n.mu.Lock()
 		r.cancel, r.addr = nil, ""
-		if err == nil {
+		if err == nil || err == errSameAddr || errors.Is(err, ErrAlreadyConnected) {
 			ps := n.peers[peer]
 			if ps == nil || ps.redial != r || ps.conn != nil {
 				if ps != nil && ps.redial == r {
@@ -685,31 +924,49 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// livenessLoop pings connections that have been quiet for a PingInterval and
-// closes those that stayed silent for three. One loop serves every
-// connection, so an idle connection costs no goroutine or timer of its own.
+// livenessLoop watches every connection from one loop, so an idle
+// connection costs no goroutine or timer of its own. It ticks four times
+// per PingInterval and sees a connection's silence to within a tick: one
+// that has received nothing for half a PingInterval is pinged, one silent
+// for 3/2 of it is closed as dead (so a frozen link is noticed within 7/4
+// intervals, and a pong has a whole interval to come back), and one whose
+// write has made no progress for WriteTimeout is closed as not reading,
+// even if the peer keeps sending.
 func (n *Node) livenessLoop() {
-	t := time.NewTicker(n.cfg.PingInterval)
+	tick := n.cfg.PingInterval / 4
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	// Silence is measured in whole ticks: half a tick of slack keeps a
+	// tick that fires a little early from deciding a tick late.
+	dead, ping := n.cfg.PingInterval*3/2-tick/2, n.cfg.PingInterval/2-tick/2
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
 		}
+		now := n.now()
+		n.admission.flushLog()
 		for _, c := range n.conns() {
-			r := c.recv.Load()
-			if r != c.lastRecv {
-				c.lastRecv, c.idleTicks = r, 0
+			if ws := c.writeStart.Load(); ws != 0 && now-time.Duration(ws) > n.cfg.WriteTimeout {
+				c.log.Warn("peer does not read; closing connection", "write_timeout", n.cfg.WriteTimeout)
+				c.shutdown(&connLostError{fmt.Errorf("%w (%v)", errWriteStuck, n.cfg.WriteTimeout)}, false)
 				continue
 			}
-			c.idleTicks++
-			if c.idleTicks >= 3 {
-				c.log.Warn("peer silent; closing connection", "silent_for", 3*n.cfg.PingInterval)
+			if r := c.recv.Load(); r != c.lastRecv || c.paused.Load() {
+				// A reader paused for the peer's budget reads nothing,
+				// by our choice: the write timeout watches that peer.
+				c.lastRecv, c.lastSeen, c.pinged = r, now, false
+				continue
+			}
+			switch silent := now - c.lastSeen; {
+			case silent >= dead:
+				c.log.Warn("peer silent; closing connection", "silent_for", silent)
 				c.shutdown(&connLostError{errors.New("peer did not answer pings")}, false)
-				continue
+			case silent >= ping && !c.pinged:
+				c.pinged = true
+				c.ping()
 			}
-			c.ping()
 		}
 	}
 }

@@ -27,6 +27,7 @@ type Metrics struct {
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	handshakes *prometheus.CounterVec
+	refused    *prometheus.CounterVec
 }
 
 var _ host.Observer = (*Metrics)(nil)
@@ -49,8 +50,15 @@ func New() *Metrics {
 			Name: "peernet_handshakes_total",
 			Help: "Finished handshakes by direction (inbound, outbound) and result (ok or the failure).",
 		}, []string{"direction", "result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "peernet_handshakes_refused_total",
+			Help: "Inbound sockets turned away by admission control, by reason: evicted (stalled before the dialer's first message, for a newer socket), over_limit (closed at accept), busy (verdict sent to a peer with too many connections).",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.handshakes,
+	for _, r := range []string{host.RefusedEvicted, host.RefusedOverLimit, host.RefusedBusy} {
+		m.refused.WithLabelValues(r) // exported as 0 before the first refusal
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.handshakes, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,6 +78,11 @@ func (m *Metrics) Handshake(inbound bool, err error) {
 		dir = "inbound"
 	}
 	m.handshakes.WithLabelValues(dir, handshakeResult(err)).Inc()
+}
+
+// HandshakeRefused implements host.Observer.
+func (m *Metrics) HandshakeRefused(reason string) {
+	m.refused.WithLabelValues(reason).Inc()
 }
 
 // handshakeResult names a handshake's outcome with a small fixed set of

@@ -31,6 +31,8 @@ import (
 //	(on start)        {"peer": "<PeerID>", "addr": "127.0.0.1:<port>"}
 //	trust <PeerID>    ok | error <text>
 //	stats             a JSON nodeStats, taken after two garbage collections
+//	big <bytes>       ok: exposes "big", answering each call with that many fresh bytes
+//	hwm               the process's peak RSS (VmHWM) in bytes
 //	quit (or EOF)     the node closes and the child exits
 
 // nodeStats is the child's view of itself.
@@ -79,6 +81,14 @@ func serveIdleNode(in io.Reader, out io.Writer) error {
 				continue
 			}
 			fmt.Fprintln(out, "ok")
+		case "big":
+			if err := childBig(n, arg); err != nil {
+				fmt.Fprintf(out, "error %v\n", err)
+				continue
+			}
+			fmt.Fprintln(out, "ok")
+		case "hwm":
+			fmt.Fprintln(out, selfHWM())
 		case "stats":
 			if err := enc.Encode(statsOf(n)); err != nil {
 				return err

@@ -18,10 +18,15 @@
 // Usage:
 //
 //	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0] [-launches 10]
-//	              [-only tcp,noise,grpc,peernet,peernet-chacha,idle,plugin] [-cases seq,rps,mbps,connect]
+//	              [-only tcp,noise,grpc,peernet,peernet-chacha,idle,plugin,hostile] [-cases seq,rps,mbps,connect]
 //	              [-sizes 64,4096,65536] [-json] [-cpuprofile f] [-memprofile f] [-v]
 //
-// The default run takes about a minute and a half on two cores. For a
+// Its hostile section replays attacks on a node with the default limits: a
+// trusted peer that floods a 1 MiB handler and never reads (peak RSS),
+// stalled anonymous sockets while trusted peers handshake, and a frozen
+// link (time to the down event and from the reconnect to a call).
+//
+// The default run takes about two minutes on two cores. For a
 // profile of PeerNet alone, for example:
 //
 //	peernet-bench -only peernet -cases rps -d 5s -cpuprofile rps.prof
@@ -57,7 +62,7 @@ type options struct {
 	launches   int           // plugin launches per kind for start-to-first-call
 	idle       int           // idle connections for the idle section
 	idleWarm   int           // bytes of one call each idle client makes first; 0: none
-	sections   []string      // tcp, grpc, peernet, idle, plugin
+	sections   []string      // tcp, grpc, peernet, idle, plugin, hostile
 	cases      []string      // seq, rps, mbps, connect
 	sizes      []int         // payload sizes of the sequential case
 	json       bool
@@ -67,7 +72,7 @@ type options struct {
 }
 
 var (
-	allSections = []string{"tcp", "noise", "grpc", "peernet", "peernet-chacha", "idle", "plugin"}
+	allSections = []string{"tcp", "noise", "grpc", "peernet", "peernet-chacha", "idle", "plugin", "hostile"}
 	allCases    = []string{"seq", "rps", "mbps", "connect"}
 )
 
@@ -243,6 +248,13 @@ func run(o *options) error {
 			return fmt.Errorf("plugin: %w", err)
 		}
 		rep.Plugin = res
+	}
+	if o.has("hostile") {
+		res, err := measureHostile(o)
+		if err != nil {
+			return fmt.Errorf("hostile: %w", err)
+		}
+		rep.Hostile = res
 	}
 	rep.Elapsed = time.Since(start).Round(time.Millisecond).String()
 	rep.Targets = evaluateTargets(rep)

@@ -29,6 +29,7 @@ type report struct {
 	Systems []*systemResult `json:"systems"`
 	Idle    *idleResult     `json:"idle,omitempty"`
 	Plugin  *pluginReport   `json:"plugin,omitempty"`
+	Hostile *hostileResult  `json:"hostile,omitempty"`
 	Targets []target        `json:"targets"`
 	Notes   []string        `json:"notes"`
 }
@@ -105,6 +106,7 @@ func evaluateTargets(r *report) []target {
 	ts = append(ts, suiteTargets(r)...)
 
 	ts = append(ts, pluginTargets(r.Plugin)...)
+	ts = append(ts, hostileTargets(r.Hostile)...)
 
 	idle := func(name, want string, ok func(*idleResult) (float64, string, bool)) {
 		t := target{Name: name, Want: want, Result: "SKIP"}
@@ -229,6 +231,19 @@ func (r *report) writeTable(w io.Writer) {
 			}
 			tw.Flush()
 		}
+		fmt.Fprintln(w)
+	}
+
+	if h := r.Hostile; h != nil {
+		fmt.Fprintln(w, "Hostile peers (default limits):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  flood: %d calls to a %s handler in %.1f s, never read\tpeak RSS %s\t(%s before; budget %s; live heap after GC %s; writes blocked %.1f s)\n",
+			h.FloodCalls, mib(float64(h.FloodResult)), h.FloodSeconds, mib(float64(h.FloodPeakRSS)), mib(float64(h.FloodBaseRSS)), mib(float64(h.FloodBudget)), mib(float64(h.FloodLiveHeap)), h.FloodWriteWait)
+		fmt.Fprintf(tw, "  %d stalled sockets: %d of %d trusted handshakes succeeded\tp50 %.0f µs, max %.0f µs\t(unloaded p50 %.0f µs; %d within 2×)\n",
+			h.Stalled, h.Succeeded, h.Handshakes, h.AttackP50Us, h.AttackMaxUs, h.UnloadedP50Us, h.WithinTwiceP50)
+		fmt.Fprintf(tw, "  frozen link, ping interval %s, worst of %d\tdown after %.0f ms\treconnect to first call %.0f ms\n",
+			h.PingInterval, h.Trials, h.FrozenToDownMs, h.ReconnectToCallMs)
+		tw.Flush()
 		fmt.Fprintln(w)
 	}
 

@@ -114,6 +114,19 @@ func connect(env *cmdEnv, args []string) error {
 	})
 }
 
+func disconnect(env *cmdEnv, args []string) error {
+	if len(args) != 1 {
+		return usagef("disconnect needs PEER")
+	}
+	return env.request(requestTimeout, func(ctx context.Context, c *control.Client) error {
+		if err := c.Disconnect(ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "disconnected from %s (still trusted; not redialled until the next connect)\n", args[0])
+		return nil
+	})
+}
+
 // callArgs builds a call request from PEER HANDLE [ARGS | -].
 func callArgs(env *cmdEnv, args []string) (control.CallRequest, error) {
 	if len(args) < 2 || len(args) > 3 {

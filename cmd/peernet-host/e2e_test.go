@@ -449,6 +449,24 @@ func testOperator(t *testing.T, bins *binaries) {
 		t.Errorf("whoami printed %q, want beta's ID %s", out, betaID)
 	}
 	beta.must(t, "send", "alpha", "echo", "fire and forget")
+
+	// connect never reports a success it did not achieve: another address
+	// of a connected peer is refused and changes nothing, a bad one fails
+	// before dialling; disconnect drops the peer, still trusted, until the
+	// next connect.
+	alphaAddr := alpha.status(t).Listen
+	wantCode(t, "connect elsewhere while connected", beta.cli(t, "connect", "alpha", "127.0.0.1:1"), exitFailed, "already connected")
+	wantCode(t, "connect to a bad address", beta.cli(t, "connect", "alpha", "notanaddress"), exitFailed, "bad address")
+	if p := beta.peers(t)["alpha"]; !p.Connected || p.Source != "connect" {
+		t.Errorf("alpha after refused connects: %+v; want connected, address from connect", p)
+	}
+	beta.must(t, "disconnect", "alpha")
+	waitUntil(t, pollTimeout, "alpha to see beta gone", func() bool { return !alpha.peers(t)["beta"].Connected })
+	if p, ok := beta.peers(t)["alpha"]; !ok || p.Connected {
+		t.Errorf("alpha after disconnect: %+v (listed %v); want trusted, not connected", p, ok)
+	}
+	wantCode(t, "disconnect when not connected", beta.cli(t, "disconnect", "alpha"), exitFailed, "not_connected")
+	beta.must(t, "connect", "alpha", alphaAddr)
 	if v := alpha.plugins(t)["echo"]; v.Version != "1.0.0" || v.State != stateRunning {
 		t.Errorf("echo before reload: %+v", v)
 	}
@@ -678,6 +696,7 @@ func testBadInput(t *testing.T, bins *binaries) {
 			{"trust", "add", strangerID},
 			{"trust", "list", "extra"},
 			{"connect", "alpha"},
+			{"disconnect"},
 			{"call", "alpha"},
 			{"send"},
 			{"revoke"},

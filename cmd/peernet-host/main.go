@@ -39,18 +39,19 @@ type command struct {
 }
 
 var commands = map[string]*command{
-	"run":     {"", "run the node in the foreground (SIGHUP reloads, SIGINT/SIGTERM stop)", runNode, nil},
-	"init":    {"", "write a starter configuration and create the node's identity", initNode, initFlags},
-	"id":      {"", "print this node's PeerID", printID, nil},
-	"status":  {"", "show the running node's status", status, nil},
-	"peers":   {"", "list trusted peers and whether they are connected", peers, nil},
-	"trust":   {"add PEERID LABEL | remove PEER | list", "manage the trust list", trustCmd, nil},
-	"connect": {"PEER HOST:PORT", "connect to a peer and wait for the handshake", connect, nil},
-	"call":    {"PEER HANDLE [ARGS | -]", "call a handle on a peer and print the result (- reads ARGS from stdin)", call, nil},
-	"send":    {"PEER HANDLE [ARGS | -]", "send to a handle on a peer without waiting", send, nil},
-	"plugins": {"", "show the plugins' status", plugins, nil},
-	"reload":  {"", "re-read the configuration file and apply the difference", reload, nil},
-	"revoke":  {"PLUGIN [HANDLE]", "revoke a plugin's handle, or the whole plugin", revoke, nil},
+	"run":        {"", "run the node in the foreground (SIGHUP reloads, SIGINT/SIGTERM stop)", runNode, nil},
+	"init":       {"", "write a starter configuration and create the node's identity", initNode, initFlags},
+	"id":         {"", "print this node's PeerID", printID, nil},
+	"status":     {"", "show the running node's status", status, nil},
+	"peers":      {"", "list trusted peers and whether they are connected", peers, nil},
+	"trust":      {"add PEERID LABEL | remove PEER | list", "manage the trust list", trustCmd, nil},
+	"connect":    {"PEER HOST:PORT", "connect to a peer and wait for the handshake (refused if connected elsewhere)", connect, nil},
+	"disconnect": {"PEER", "drop the connection to a peer, keeping it trusted; no redial until the next connect", disconnect, nil},
+	"call":       {"PEER HANDLE [ARGS | -]", "call a handle on a peer and print the result (- reads ARGS from stdin)", call, nil},
+	"send":       {"PEER HANDLE [ARGS | -]", "send to a handle on a peer without waiting", send, nil},
+	"plugins":    {"", "show the plugins' status", plugins, nil},
+	"reload":     {"", "re-read the configuration file and apply the difference", reload, nil},
+	"revoke":     {"PLUGIN [HANDLE]", "revoke a plugin's handle, or the whole plugin", revoke, nil},
 
 	// Commands about peernet-host itself rather than a node.
 	"version":    {"", "print the version, its commit and the protocol versions spoken", printVersion, nil},

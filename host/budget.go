@@ -1,0 +1,115 @@
+package host
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// budget is one peer's share of the node, counted across all of its
+// connections so that a peer gains nothing by opening more: the memory its
+// requests and unread replies hold (Config.MaxPeerMemory) and its requests
+// running (Config.MaxInflightPerPeer). A budget belongs to the peer's
+// state; connections keep a pointer to it, so a connection that outlives
+// its peer's state (untrusted while closing) still balances its account.
+//
+// A handler's result is memory too, before it is queued: so each call
+// admitted reserves the reply it is expected to produce (the peer's recent
+// largest, and at least floor) until the handler returns, and a peer whose
+// replies do not drain gets no more handlers running than the budget holds
+// results for: a call that cannot reserve its reply is answered
+// "overloaded" at once. The expectation rises to a larger reply at once
+// and decays by an eighth with each smaller one; until the peer's first
+// reply the reader lets each handler run before it admits the next call. A reply that does not fit marks the budget full, which
+// pauses reading until half the budget is free.
+type budget struct {
+	limit    int64
+	floor    int64        // the least a call reserves for its reply: limit / MaxInflightPerPeer
+	used     atomic.Int64 // args and expected replies of running requests + replies queued, not yet written
+	inflight atomic.Int64 // inbound calls and sends admitted and not finished
+	expect   atomic.Int64 // the size of reply to expect: the largest recent one, decaying
+	learned  atomic.Bool  // expect has seen a reply
+	full     atomic.Bool  // a reply did not fit: paused until half the budget is free
+
+	// Readers paused for room wait on room; release wakes them only when
+	// someone waits, so the common path is two atomic operations.
+	waiters atomic.Int32
+	mu      sync.Mutex
+	room    sync.Cond
+}
+
+func newBudget(limit, maxInflight int) *budget {
+	b := &budget{limit: int64(limit), floor: int64(limit / max(maxInflight, 1))}
+	b.room.L = &b.mu
+	return b
+}
+
+// reserve takes n bytes if they fit in the budget and reports whether they
+// did.
+func (b *budget) reserve(n int) bool {
+	for {
+		u := b.used.Load()
+		if u+int64(n) > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+int64(n)) {
+			return true
+		}
+	}
+}
+
+// charge takes n bytes whether or not they fit: the caller holds them
+// already (a request read off the wire), and over is what pauses reading.
+func (b *budget) charge(n int) { b.used.Add(int64(n)) }
+
+func (b *budget) over() bool { return b.used.Load() > b.limit || b.full.Load() }
+
+// expected is what an admitted call reserves for its reply.
+func (b *budget) expected() int { return int(max(b.expect.Load(), b.floor)) }
+
+// learn records a reply of n bytes: the expectation rises to a larger
+// reply at once and decays by an eighth per smaller one.
+func (b *budget) learn(n int) {
+	if !b.learned.Load() {
+		b.learned.Store(true)
+	}
+	e := b.expect.Load()
+	next := max(int64(n), e-e/8)
+	if next != e {
+		b.expect.Store(next) // racing updates may lose one; it is an estimate
+	}
+}
+
+// release returns n bytes and wakes paused readers once the budget has room.
+func (b *budget) release(n int) {
+	if n == 0 {
+		return
+	}
+	u := b.used.Add(-int64(n))
+	if b.full.Load() && u <= b.limit/2 {
+		b.full.Store(false)
+	}
+	if u <= b.limit && b.waiters.Load() > 0 {
+		b.wake()
+	}
+}
+
+func (b *budget) wake() {
+	b.mu.Lock()
+	b.room.Broadcast()
+	b.mu.Unlock()
+}
+
+// wait blocks while the budget is exceeded, until ctx is done (the
+// connection closes; whoever cancels it must call wake). It reports whether
+// there is room.
+func (b *budget) wait(ctx context.Context) bool {
+	b.mu.Lock()
+	b.waiters.Add(1)
+	for b.over() && ctx.Err() == nil {
+		b.room.Wait()
+	}
+	b.waiters.Add(-1)
+	b.mu.Unlock()
+	return ctx.Err() == nil
+}
