@@ -32,12 +32,13 @@ const (
 	DefaultMaxConnsPerPeer        = 4
 )
 
-// Config configures a Node. Only Name and DataDir are required; every other
-// zero field takes the default named on it. Start copies the Config and never
+// Config configures a Node. Only DataDir is required; every other zero
+// field takes the default named on it. Start copies the Config and never
 // writes to the caller's value.
 type Config struct {
-	// Name identifies the node in its log lines and must be unique among the
-	// nodes running in this process.
+	// Name labels the node's log lines; it may be empty. It is not an
+	// identity (the key is) and need not be unique: two nodes in one
+	// process are kept apart by their data dirs, which they lock.
 	Name string
 
 	// DataDir holds the identity keyfile, the trust list and the lock file.
@@ -213,9 +214,6 @@ type MDNSConfig struct {
 // withDefaults returns a copy of c with defaults filled in, or an error
 // naming the first invalid field.
 func (c Config) withDefaults() (Config, error) {
-	if c.Name == "" {
-		return c, errors.New("host: Config.Name is required")
-	}
 	if c.DataDir == "" {
 		return c, errors.New("host: Config.DataDir is required")
 	}

@@ -26,9 +26,6 @@ const (
 	TrustFile = "trust.json"
 )
 
-// runningNames holds the names of the nodes running in this process: the
-// seed requires each to be unique, as its processes are named after it.
-var runningNames sync.Map
 
 // Node is a running PeerNet node: an identity, a trust list, a listener and
 // the connections to its peers. All methods are safe for concurrent use.
@@ -109,16 +106,16 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, dup := runningNames.LoadOrStore(cfg.Name, true); dup {
-		return nil, fmt.Errorf("host: a node named %q is already running in this process", cfg.Name)
+	log := cfg.Logger
+	if cfg.Name != "" {
+		log = log.Named(cfg.Name)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.Named(cfg.Name), peers: make(map[trust.PeerID]*peerState), epoch: time.Now(), closeDone: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, peers: make(map[trust.PeerID]*peerState), epoch: time.Now(), closeDone: make(chan struct{})}
 	n.admission.init(cfg, n.log)
 	empty := map[string]*exposed{}
 	n.handlers.Store(&empty)
 	if err := n.open(); err != nil {
 		n.release()
-		runningNames.Delete(cfg.Name)
 		return nil, err
 	}
 	if cfg.HoldRequests {
@@ -131,15 +128,13 @@ func Start(cfg Config) (*Node, error) {
 			n.cancel()
 			n.stopTrustWatch()
 			n.release()
-			runningNames.Delete(cfg.Name)
-			return nil, err
+				return nil, err
 		}
 	}
 	if err := n.startDiscovery(); err != nil {
 		n.cancel()
 		n.stopTrustWatch()
 		n.release()
-		runningNames.Delete(cfg.Name)
 		return nil, err
 	}
 	n.wg.Add(2)
@@ -220,7 +215,6 @@ func (n *Node) Close() error {
 	n.wg.Wait()
 	n.events.close()
 	n.release()
-	runningNames.Delete(n.cfg.Name)
 	n.log.Info("node stopped")
 	return nil
 }
