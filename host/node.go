@@ -26,7 +26,6 @@ const (
 	TrustFile = "trust.json"
 )
 
-
 // Node is a running PeerNet node: an identity, a trust list, a listener and
 // the connections to its peers. All methods are safe for concurrent use.
 type Node struct {
@@ -128,7 +127,7 @@ func Start(cfg Config) (*Node, error) {
 			n.cancel()
 			n.stopTrustWatch()
 			n.release()
-				return nil, err
+			return nil, err
 		}
 	}
 	if err := n.startDiscovery(); err != nil {
