@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/nettest"
+
+	"github.com/peernet/peernet/testing/poll"
 )
 
 // randomBytes returns n reproducible pseudo-random bytes.
@@ -414,7 +416,7 @@ func TestConnClose(t *testing.T) {
 		_, readErr = server.Read(make([]byte, 10))
 	}()
 	// Let the Read block, then close from another goroutine.
-	waitFor(t, 5*time.Second, "Read to start", func() bool {
+	poll.Until(t, "Read to start", 5*time.Second, func() bool {
 		if server.rmu.TryLock() {
 			server.rmu.Unlock()
 			return false

@@ -281,7 +281,7 @@ func (n *node) start(t testing.TB) {
 			t.Logf("%s's log:\n%s", n.name, log)
 		}
 	})
-	waitUntil(t, pollTimeout, n.name+" to be ready", func() bool {
+	poll.Until(t, n.name+" to be ready", pollTimeout, func() bool {
 		select {
 		case <-done:
 			t.Fatalf("%s exited with %d while starting:\n%s", n.name, n.code, log)
@@ -318,12 +318,6 @@ func (n *node) terminate(t testing.TB, within time.Duration) (int, time.Duration
 		t.Fatalf("%s did not exit within %s of SIGTERM", n.name, within)
 		return 0, 0
 	}
-}
-
-// waitUntil polls cond until it holds, failing the test after timeout.
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, what, timeout, cond)
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -416,7 +410,7 @@ func pair(t *testing.T, bins *binaries, cfgAlpha func(n *node) string) (alpha, b
 	}
 	beta.must(t, "trust", "add", alphaID, "alpha")
 	beta.must(t, "connect", "alpha", alpha.status(t).Listen)
-	waitUntil(t, pollTimeout, "alpha to see beta connected", func() bool { return alpha.peers(t)["beta"].Connected })
+	poll.Until(t, "alpha to see beta connected", pollTimeout, func() bool { return alpha.peers(t)["beta"].Connected })
 	// The connection's suite is the dialer's offer, and each side sends
 	// up to the other's limit (docs/protocol.md §2, §5).
 	if p := alpha.peers(t)["beta"]; p.Suite != wire.DefaultSuite().String() || p.PeerMaxMessageSize != wire.DefaultMaxMessageSize {
@@ -461,7 +455,7 @@ func testOperator(t *testing.T, bins *binaries) {
 		t.Errorf("alpha after refused connects: %+v; want connected, address from connect", p)
 	}
 	beta.must(t, "disconnect", "alpha")
-	waitUntil(t, pollTimeout, "alpha to see beta gone", func() bool { return !alpha.peers(t)["beta"].Connected })
+	poll.Until(t, "alpha to see beta gone", pollTimeout, func() bool { return !alpha.peers(t)["beta"].Connected })
 	if p, ok := beta.peers(t)["alpha"]; !ok || p.Connected {
 		t.Errorf("alpha after disconnect: %+v (listed %v); want trusted, not connected", p, ok)
 	}
@@ -511,7 +505,7 @@ func testOperator(t *testing.T, bins *binaries) {
 	if err := syscall.Kill(echo.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, pollTimeout, "echo to be restarted", func() bool {
+	poll.Until(t, "echo to be restarted", pollTimeout, func() bool {
 		p := alpha.plugins(t)["echo"]
 		return p.State == stateRunning && p.Generation > echo.Generation && p.Pid != echo.Pid
 	})
@@ -584,7 +578,7 @@ func slowCalls(t *testing.T, caller, callee *node) func(when string) {
 			out <- outcome{r, err}
 		}()
 	}
-	waitUntil(t, pollTimeout, "the slow calls to reach "+callee.name, func() bool { return callee.status(t).Inflight >= n })
+	poll.Until(t, "the slow calls to reach "+callee.name, pollTimeout, func() bool { return callee.status(t).Inflight >= n })
 	return func(when string) {
 		t.Helper()
 		for range n {

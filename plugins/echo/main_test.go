@@ -107,7 +107,7 @@ func TestSleepHonoursDeadline(t *testing.T) {
 			}
 			// The handler saw the deadline too and returned: nothing stays in
 			// flight.
-			waitFor(t, func() bool { return p.Client().InFlight() == 0 })
+			poll.Until(t, "no call in flight", 0, func() bool { return p.Client().InFlight() == 0 })
 		})
 	}
 }
@@ -182,7 +182,7 @@ func TestCrashExit(t *testing.T) {
 		_, err := p.Call(context.Background(), pluginsdk.PeerID{}, "sleep", []byte("1m"))
 		slow <- err
 	}()
-	waitFor(t, func() bool { return c.InFlight() == 1 })
+	poll.Until(t, "the call in flight", 0, func() bool { return c.InFlight() == 1 })
 	if _, err := p.Call(context.Background(), pluginsdk.PeerID{}, "crash", []byte("exit")); !errors.Is(err, pluginclient.ErrCrashed) {
 		t.Fatalf("crash call: %v, want ErrCrashed", err)
 	}
@@ -205,9 +205,4 @@ func TestCrashExit(t *testing.T) {
 	if _, err := p.Call(context.Background(), pluginsdk.PeerID{}, "echo", nil); !errors.Is(err, pluginclient.ErrCrashed) {
 		t.Fatalf("call after crash: %v", err)
 	}
-}
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	poll.Until(t, "the condition holds", 0, cond)
 }

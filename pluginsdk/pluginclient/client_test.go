@@ -97,11 +97,6 @@ func testPeer(t testing.TB, seed byte) pluginsdk.PeerID {
 	return id
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, what, 0, cond)
-}
-
 // alive reports whether pid is a live process (not gone, not a zombie).
 func alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -291,7 +286,7 @@ func TestDeadlineAndCancel(t *testing.T) {
 		_, err := call(ctx, c, "sleep", "10m")
 		done <- err
 	}()
-	waitFor(t, "sleep running", func() bool { return mustCall(t, c, "active", "") == "1" })
+	poll.Until(t, "sleep running", 0, func() bool { return mustCall(t, c, "active", "") == "1" })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled call: %v", err)
@@ -299,7 +294,7 @@ func TestDeadlineAndCancel(t *testing.T) {
 	if n := c.InFlight(); n != 0 {
 		t.Fatalf("InFlight = %d after cancel", n)
 	}
-	waitFor(t, "handler cancelled", func() bool { return mustCall(t, c, "active", "") == "0" })
+	poll.Until(t, "handler cancelled", 0, func() bool { return mustCall(t, c, "active", "") == "0" })
 
 	// An expired deadline fails before anything is sent.
 	ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
@@ -355,18 +350,18 @@ func TestSend(t *testing.T) {
 	if err := c.Send(context.Background(), &pluginsdk.Request{Handle: "sleep", Args: []byte("300ms")}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "send running", func() bool { return mustCall(t, c, "active", "") == "1" })
+	poll.Until(t, "send running", 0, func() bool { return mustCall(t, c, "active", "") == "1" })
 	if n := c.InFlight(); n != 1 {
 		t.Fatalf("InFlight = %d, want the send", n)
 	}
-	waitFor(t, "send finished", func() bool { return c.InFlight() == 0 })
+	poll.Until(t, "send finished", 0, func() bool { return c.InFlight() == 0 })
 	if got := mustCall(t, c, "active", ""); got != "0" {
 		t.Fatalf("active = %s after the send finished", got)
 	}
 	if err := c.Send(context.Background(), &pluginsdk.Request{Handle: "nope"}); err != nil {
 		t.Fatalf("send to unknown handle: %v (its outcome is only logged)", err)
 	}
-	waitFor(t, "send answered", func() bool { return c.InFlight() == 0 })
+	poll.Until(t, "send answered", 0, func() bool { return c.InFlight() == 0 })
 }
 
 func TestHostCallbacks(t *testing.T) {
@@ -417,7 +412,7 @@ func TestCrash(t *testing.T) {
 		_, err := call(context.Background(), c, "sleep", "10m")
 		inflight <- err
 	}()
-	waitFor(t, "sleep running", func() bool { return c.InFlight() == 1 })
+	poll.Until(t, "sleep running", 0, func() bool { return c.InFlight() == 1 })
 
 	start := time.Now()
 	if _, err := call(context.Background(), c, "exit", ""); !errors.Is(err, pluginclient.ErrCrashed) {
@@ -431,7 +426,7 @@ func TestCrash(t *testing.T) {
 	if err := c.ExitErr(); err == nil || err.Error() != "exit status 7" {
 		t.Fatalf("ExitErr = %v", err)
 	}
-	waitFor(t, "orphan killed", func() bool { return !alive(child) })
+	poll.Until(t, "orphan killed", 0, func() bool { return !alive(child) })
 	if _, err := call(context.Background(), c, "echo", ""); !errors.Is(err, pluginclient.ErrCrashed) {
 		t.Fatalf("call after crash: %v", err)
 	}
@@ -448,10 +443,10 @@ func TestStop(t *testing.T) {
 				results <- err
 			}()
 		}
-		waitFor(t, "calls in flight", func() bool { return c.InFlight() == 3 })
+		poll.Until(t, "calls in flight", 0, func() bool { return c.InFlight() == 3 })
 		stopped := make(chan error, 1)
 		go func() { stopped <- c.Stop(context.Background()) }()
-		waitFor(t, "stopping", func() bool {
+		poll.Until(t, "stopping", 0, func() bool {
 			_, err := call(context.Background(), c, "echo", "")
 			return errors.Is(err, pluginclient.ErrStopping)
 		})
@@ -470,7 +465,7 @@ func TestStop(t *testing.T) {
 		}
 		// A SIGKILL is delivered asynchronously: the group's processes die
 		// very soon after Stop returns, not necessarily before.
-		waitFor(t, "plugin and its child gone", func() bool { return !alive(c.Pid()) && !alive(child) })
+		poll.Until(t, "plugin and its child gone", 0, func() bool { return !alive(c.Pid()) && !alive(child) })
 		if err := c.Stop(context.Background()); err != nil {
 			t.Fatalf("second Stop: %v", err)
 		}
@@ -482,7 +477,7 @@ func TestStop(t *testing.T) {
 			_, err := call(context.Background(), c, "block", "")
 			blocked <- err
 		}()
-		waitFor(t, "call in flight", func() bool { return c.InFlight() == 1 })
+		poll.Until(t, "call in flight", 0, func() bool { return c.InFlight() == 1 })
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -496,7 +491,7 @@ func TestStop(t *testing.T) {
 		if err := <-blocked; !errors.Is(err, pluginclient.ErrClosed) {
 			t.Fatalf("abandoned call: %v, want ErrClosed", err)
 		}
-		waitFor(t, "plugin gone", func() bool { return !alive(c.Pid()) })
+		poll.Until(t, "plugin gone", 0, func() bool { return !alive(c.Pid()) })
 	})
 }
 
@@ -519,7 +514,7 @@ func TestOutput(t *testing.T) {
 		{"[INFO]  chatty: hello from stdout: stream=stdout"},
 		{"[WARN]  chatty: hello from hclog:", "@module=testplugin", "from=testplugin"},
 	} {
-		waitFor(t, "log line "+strings.Join(want, " "), func() bool {
+		poll.Until(t, "log line "+strings.Join(want, " "), 0, func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, line := range strings.Split(buf.String(), "\n") {
@@ -573,7 +568,7 @@ func TestPdeathsig(t *testing.T) {
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	waitFor(t, "plugin killed with its host", func() bool { return !alive(pid) })
+	poll.Until(t, "plugin killed with its host", 0, func() bool { return !alive(pid) })
 }
 
 // runHost is the host process of TestPdeathsig: it launches the plugin, ends

@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/peernet/peernet/testing/netns"
+	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -74,7 +75,7 @@ func TestAvahi(t *testing.T) {
 	t.Run("avahi-browse lists A", func(t *testing.T) {
 		want := fmt.Sprintf(`"id=%s"`, a.id)
 		var line string
-		waitFor(t, "avahi-browse lists a's service with its TXT record", 20*time.Second, func() bool {
+		poll.Until(t, "avahi-browse lists a's service with its TXT record", 20*time.Second, func() bool {
 			out, stderr := av.run(t, "avahi-browse", "-a", "-r", "-t", "-p")
 			if stderr != "" {
 				t.Errorf("avahi-browse complained: %s", stderr)
@@ -93,7 +94,7 @@ func TestAvahi(t *testing.T) {
 	})
 
 	t.Run("avahi-resolve resolves A's host name", func(t *testing.T) {
-		waitFor(t, "avahi-resolve finds a", 10*time.Second, func() bool {
+		poll.Until(t, "avahi-resolve finds a", 10*time.Second, func() bool {
 			out, _ := av.run(t, "avahi-resolve", "-4", "-n", a.id+".local")
 			f := strings.Fields(out)
 			return len(f) == 2 && f[0] == a.id+".local" && f[1] == a.listen.Addr().String()
@@ -112,7 +113,7 @@ func TestAvahi(t *testing.T) {
 	t.Run("A finds B from avahi's announcement", func(t *testing.T) {
 		stop := av.publish(t, "-s", b.id, "_peernet._tcp", fmt.Sprint(b.listen.Port()), "v=1", "id="+b.id)
 		defer stop()
-		took := waitFor(t, "a and b are connected", 20*time.Second, func() bool { return a.connected(t, b) && b.connected(t, a) })
+		took := poll.Until(t, "a and b are connected", 20*time.Second, func() bool { return a.connected(t, b) && b.connected(t, a) })
 		if p, _ := a.peer(t, b); p.Source != "mdns" {
 			t.Errorf("a learned b's address from %q, want mdns", p.Source)
 		}
@@ -127,7 +128,7 @@ func TestAvahi(t *testing.T) {
 		// group and so drops any reply, avahi's too); the helper can.
 		nw.Host(2).Command(context.Background(), "ip", "route", "add", "224.0.0.0/4", "dev", netns.Iface).Run()
 		var got legacyReply
-		waitFor(t, "a answers a legacy query to the group", 20*time.Second, func() bool {
+		poll.Until(t, "a answers a legacy query to the group", 20*time.Second, func() bool {
 			got = legacyQuery(t, nw.Host(2), name)
 			return got.From == netip.AddrPortFrom(a.listen.Addr(), 5353) && got.Answer != ""
 		})
@@ -146,7 +147,7 @@ func TestAvahi(t *testing.T) {
 				t.Logf("dig's last output:\n%s", out)
 			}
 		}()
-		waitFor(t, "dig gets a's SRV record", 20*time.Second, func() bool {
+		poll.Until(t, "dig gets a's SRV record", 20*time.Second, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			raw, _ := nw.Host(2).Command(ctx, "dig", "-p", "5353", "@"+a.listen.Addr().String(), name, "SRV", "+time=2", "+tries=1").CombinedOutput()
@@ -184,7 +185,7 @@ func TestAvahi(t *testing.T) {
 	t.Run("goodbye drops the forged hint", func(t *testing.T) {
 		stopForged()
 		stopForgedAddr()
-		waitFor(t, "a drops the hint on avahi's goodbye", 10*time.Second, func() bool {
+		poll.Until(t, "a drops the hint on avahi's goodbye", 10*time.Second, func() bool {
 			return len(a.proc.log.find(func(e logEntry) bool {
 				p := e.str("peer")
 				return e.Message == "peer said goodbye; dropping its hints" && p != "" && strings.HasPrefix(c.id, p)
@@ -279,7 +280,7 @@ publish-workstation=no
 			t.Logf("avahi-daemon log:\n%s", av.log.tail(60))
 		}
 	})
-	waitFor(t, "avahi-daemon is up", 10*time.Second, func() bool {
+	poll.Until(t, "avahi-daemon is up", 10*time.Second, func() bool {
 		return strings.Contains(av.log.tail(1000), "Server startup complete")
 	})
 	return av
@@ -311,7 +312,7 @@ func (av *avahi) publish(t *testing.T, args ...string) (stop func()) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("avahi-publish %v: %v", args, err)
 	}
-	waitFor(t, fmt.Sprintf("avahi-publish %v is established", args), 10*time.Second, func() bool {
+	poll.Until(t, fmt.Sprintf("avahi-publish %v is established", args), 10*time.Second, func() bool {
 		return strings.Contains(out.tail(10), "Established under name")
 	})
 	var once sync.Once

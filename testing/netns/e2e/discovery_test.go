@@ -10,6 +10,7 @@ import (
 
 	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/testing/netns"
+	"github.com/peernet/peernet/testing/poll"
 )
 
 // Bounds the tests hold the nodes to. The figures they measure are logged.
@@ -63,7 +64,7 @@ func TestDiscovery(t *testing.T) {
 	}
 
 	step("discover and call", func(t *testing.T) {
-		waitFor(t, "a and b are connected", discoverLimit, func() bool {
+		poll.Until(t, "a and b are connected", discoverLimit, func() bool {
 			return a.connected(t, b) && b.connected(t, a)
 		})
 		ev := a.proc.log.find(message("peer up", "peer", b.id))
@@ -74,7 +75,7 @@ func TestDiscovery(t *testing.T) {
 		// The side that was dialled learns where the other listens from
 		// the other's next announcement.
 		for _, pair := range [][2]*node{{a, b}, {b, a}} {
-			waitFor(t, pair[0].name+" has learned "+pair[1].name+"'s address from mdns", 5*time.Second, func() bool {
+			poll.Until(t, pair[0].name+" has learned "+pair[1].name+"'s address from mdns", 5*time.Second, func() bool {
 				p, _ := pair[0].peer(t, pair[1])
 				return p.Source == "mdns"
 			})
@@ -90,10 +91,10 @@ func TestDiscovery(t *testing.T) {
 	step("untrusted peer stays out", func(t *testing.T) {
 		// C has heard of A and dialled it, and A has refused it: wait for
 		// both, so the checks below are not vacuous.
-		waitFor(t, "c has tried to dial a twice", 10*time.Second, func() bool {
+		poll.Until(t, "c has tried to dial a twice", 10*time.Second, func() bool {
 			return len(c.proc.log.find(message("redial failed", "addr", a.listen.String()))) >= 2
 		})
-		waitFor(t, "a has refused a handshake from c", 5*time.Second, func() bool {
+		poll.Until(t, "a has refused a handshake from c", 5*time.Second, func() bool {
 			return len(a.proc.log.find(func(e logEntry) bool {
 				return e.Message == "inbound handshake failed" && remoteIP(e) == c.listen.Addr()
 			})) > 0
@@ -104,7 +105,7 @@ func TestDiscovery(t *testing.T) {
 	step("garbage mDNS", func(t *testing.T) {
 		before := len(a.proc.log.find(func(e logEntry) bool { return e.Message == "dropping mDNS packet" }))
 		sent := sprayGarbage(t, nw.Host(2), 2000)
-		waitFor(t, "a has dropped some of the garbage", 5*time.Second, func() bool {
+		poll.Until(t, "a has dropped some of the garbage", 5*time.Second, func() bool {
 			return len(a.proc.log.find(func(e logEntry) bool { return e.Message == "dropping mDNS packet" })) > before
 		})
 		for _, n := range []*node{a, b, c} {
@@ -126,7 +127,7 @@ func TestDiscovery(t *testing.T) {
 		nw.LinkDown(b.host.Index)
 		down := time.Now()
 		var ev logEntry
-		waitFor(t, "a logs b down", 2*downLimit, func() bool {
+		poll.Until(t, "a logs b down", 2*downLimit, func() bool {
 			evs := a.proc.log.since(down, message("peer down", "peer", b.id))
 			if len(evs) > 0 {
 				ev = evs[0]
@@ -152,7 +153,7 @@ func TestDiscovery(t *testing.T) {
 	step("link up", func(t *testing.T) {
 		nw.LinkUp(b.host.Index)
 		up := time.Now()
-		waitFor(t, "a and b reconnect", 15*time.Second, func() bool { return a.connected(t, b) && b.connected(t, a) })
+		poll.Until(t, "a and b reconnect", 15*time.Second, func() bool { return a.connected(t, b) && b.connected(t, a) })
 		ev := a.proc.log.since(up, message("peer up", "peer", b.id))
 		if len(ev) == 0 || ev[0].str("how") != "dialed" {
 			t.Fatalf("a is connected to b, but its peer-up events since the link came up are %v, want one dialled", ev)
@@ -167,7 +168,7 @@ func TestDiscovery(t *testing.T) {
 	step("restart at a new address", func(t *testing.T) {
 		stopped := time.Now()
 		b.stop(t)
-		waitFor(t, "a logs b down", 5*time.Second, func() bool {
+		poll.Until(t, "a logs b down", 5*time.Second, func() bool {
 			return len(a.proc.log.since(stopped, message("peer down", "peer", b.id))) > 0
 		})
 		old, moved := b.listen, netip.AddrFrom4([4]byte{10, 77, 0, 102})
@@ -178,13 +179,13 @@ func TestDiscovery(t *testing.T) {
 		// A keeps redialling the old address, where a dial now hangs until
 		// the handshake timeout instead of being refused. Restart B while
 		// such a dial is in progress: A must drop it for the new address.
-		waitFor(t, "a redials b's old address", 5*time.Second, func() bool {
+		poll.Until(t, "a redials b's old address", 5*time.Second, func() bool {
 			return len(a.proc.log.since(removed, message("redialling", "addr", old.String()))) > 0
 		})
 
 		b.start()
 		started := time.Now()
-		waitFor(t, "a and b reconnect", 15*time.Second, func() bool { return a.connected(t, b) && b.connected(t, a) })
+		poll.Until(t, "a and b reconnect", 15*time.Second, func() bool { return a.connected(t, b) && b.connected(t, a) })
 		ev := a.proc.log.since(started, message("peer up", "peer", b.id))
 		if len(ev) == 0 || ev[0].str("how") != "dialed" {
 			t.Fatalf("a is connected to b, but its peer-up events since b restarted are %v, want one dialled", ev)
@@ -289,7 +290,7 @@ func TestStartToConnected(t *testing.T) {
 		launched := time.Now()
 		a.start()
 		b.start()
-		waitFor(t, "a and b are connected", discoverLimit, func() bool {
+		poll.Until(t, "a and b are connected", discoverLimit, func() bool {
 			return len(a.proc.log.find(message("peer up", "peer", b.id))) > 0 &&
 				len(b.proc.log.find(message("peer up", "peer", a.id))) > 0
 		})

@@ -275,7 +275,7 @@ func (n *node) alive() {
 // peers before its plugins are up, and calls in between find no handle.
 func (n *node) waitServing(t testing.TB) {
 	t.Helper()
-	waitFor(t, n.name+"'s echo plugin serves", 10*time.Second, func() bool {
+	poll.Until(t, n.name+"'s echo plugin serves", 10*time.Second, func() bool {
 		return len(n.proc.log.find(message("plugin generation serving", "plugin", "echo"))) > 0
 	})
 }
@@ -344,13 +344,6 @@ func (n *node) connected(t testing.TB, other *node) bool {
 	t.Helper()
 	p, ok := n.peer(t, other)
 	return ok && p.Connected
-}
-
-// waitFor polls cond until it holds and returns how long that took; it
-// fails the test if cond does not hold within limit.
-func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	return poll.Until(t, what, limit, cond)
 }
 
 // logEntry is one line of a node's JSON log (go-hclog's JSON format).
