@@ -60,7 +60,10 @@ type Request struct {
 // reaches the caller once, as the text of its status: a handler's own
 // error is "handler_error"; returning (or wrapping) one of this package's
 // sentinels, or an *Error, gives the caller that status instead. A panic
-// is recovered and answered "handler_crashed".
+// is recovered and answered "handler_crashed". The result belongs to the
+// caller's side once Handle returns: the handler must not modify or reuse
+// it afterwards (a large result is written to the network from where it
+// lies, after Handle has returned).
 type Handler interface {
 	Handle(ctx context.Context, req *Request) ([]byte, error)
 }
