@@ -62,6 +62,11 @@ type Node struct {
 	MaxHandshakes      int
 	MaxInflightPerPeer int
 
+	MaxHandshakesPerSource int
+	MaxConnsPerPeer        int
+	MaxPeerMemory          int
+	WriteTimeout           time.Duration
+
 	// ShutdownGrace bounds how long the daemon lets calls in flight finish
 	// after SIGTERM before it closes the node; 0 means close at once.
 	ShutdownGrace time.Duration
@@ -150,17 +155,21 @@ func Locate(path string) (Location, error) {
 func (f *File) HostConfig(logger hclog.Logger) host.Config {
 	n := f.Node
 	return host.Config{
-		Name:               n.Name,
-		DataDir:            n.DataDir,
-		ListenAddr:         n.Listen,
-		Logger:             logger,
-		CallTimeout:        n.CallTimeout,
-		HandshakeTimeout:   n.HandshakeTimeout,
-		MaxHandshakes:      n.MaxHandshakes,
-		MaxMessageSize:     n.MaxMessageSize,
-		MaxInflightPerPeer: n.MaxInflightPerPeer,
-		PingInterval:       n.PingInterval,
-		ReconnectMin:       n.ReconnectMin,
-		ReconnectMax:       n.ReconnectMax,
+		Name:                   n.Name,
+		DataDir:                n.DataDir,
+		ListenAddr:             n.Listen,
+		Logger:                 logger,
+		CallTimeout:            n.CallTimeout,
+		HandshakeTimeout:       n.HandshakeTimeout,
+		MaxHandshakes:          n.MaxHandshakes,
+		MaxMessageSize:         n.MaxMessageSize,
+		MaxInflightPerPeer:     n.MaxInflightPerPeer,
+		MaxHandshakesPerSource: n.MaxHandshakesPerSource,
+		MaxConnsPerPeer:        n.MaxConnsPerPeer,
+		MaxPeerMemory:          n.MaxPeerMemory,
+		WriteTimeout:           n.WriteTimeout,
+		PingInterval:           n.PingInterval,
+		ReconnectMin:           n.ReconnectMin,
+		ReconnectMax:           n.ReconnectMax,
 	}
 }

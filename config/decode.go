@@ -574,18 +574,22 @@ func (d *decoder) node(blk *hcl.Block) Node {
 	b := d.decodeBody(blk.Body, nodeSpec, blk.DefRange, "The node block")
 	loc := d.location(b)
 	n := Node{
-		Name:               loc.Name,
-		DataDir:            loc.DataDir,
-		Listen:             b.str("listen"),
-		CallTimeout:        b.dur("call_timeout"),
-		HandshakeTimeout:   b.dur("handshake_timeout"),
-		PingInterval:       b.dur("ping_interval"),
-		ReconnectMin:       b.dur("reconnect_min"),
-		ReconnectMax:       b.dur("reconnect_max"),
-		MaxMessageSize:     b.int("max_message_size"),
-		MaxHandshakes:      b.int("max_handshakes"),
-		MaxInflightPerPeer: b.int("max_inflight_per_peer"),
-		ShutdownGrace:      b.dur("shutdown_grace"),
+		Name:                   loc.Name,
+		DataDir:                loc.DataDir,
+		Listen:                 b.str("listen"),
+		CallTimeout:            b.dur("call_timeout"),
+		HandshakeTimeout:       b.dur("handshake_timeout"),
+		PingInterval:           b.dur("ping_interval"),
+		ReconnectMin:           b.dur("reconnect_min"),
+		ReconnectMax:           b.dur("reconnect_max"),
+		MaxMessageSize:         b.int("max_message_size"),
+		MaxHandshakes:          b.int("max_handshakes"),
+		MaxInflightPerPeer:     b.int("max_inflight_per_peer"),
+		MaxHandshakesPerSource: b.int("max_handshakes_per_source"),
+		MaxConnsPerPeer:        b.int("max_conns_per_peer"),
+		MaxPeerMemory:          b.int("max_peer_memory"),
+		WriteTimeout:           b.dur("write_timeout"),
+		ShutdownGrace:          b.dur("shutdown_grace"),
 	}
 	if _, ok := b.get("listen"); ok {
 		if why := checkHostPort(n.Listen, false, 0); why != "" {

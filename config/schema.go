@@ -164,6 +164,10 @@ var nodeSpec = &blockSpec{
 		{name: "max_message_size", kind: kindInt, def: wire.DefaultMaxMessageSize, min: host.MinMessageSize},
 		{name: "max_handshakes", kind: kindInt, def: host.DefaultMaxHandshakes, min: 1},
 		{name: "max_inflight_per_peer", kind: kindInt, def: host.DefaultMaxInflightPerPeer, min: 1},
+		{name: "max_handshakes_per_source", kind: kindInt, def: host.DefaultMaxHandshakesPerSource, min: 1},
+		{name: "max_conns_per_peer", kind: kindInt, def: host.DefaultMaxConnsPerPeer, min: 1},
+		{name: "max_peer_memory", kind: kindInt, def: host.DefaultMaxPeerMemory, min: 1},
+		{name: "write_timeout", kind: kindDuration, def: host.DefaultWriteTimeout, min: 1},
 		{name: "shutdown_grace", kind: kindDuration, def: DefaultShutdownGrace},
 	},
 }

@@ -1,19 +1,23 @@
 # Every block and attribute, none at its default.
 node {
-  name                  = "alpha"
-  data_dir              = "/var/lib/peernet/alpha"
-  listen                = "0.0.0.0:4040"
-  log_level             = "debug"
-  log_format            = "json"
-  call_timeout          = "7s"
-  handshake_timeout     = "3s"
-  ping_interval         = "15s"
-  reconnect_min         = "250ms"
-  reconnect_max         = "1m30s"
-  max_message_size      = 1048576
-  max_handshakes        = 32
-  max_inflight_per_peer = 512
-  shutdown_grace        = "20s"
+  name                      = "alpha"
+  data_dir                  = "/var/lib/peernet/alpha"
+  listen                    = "0.0.0.0:4040"
+  log_level                 = "debug"
+  log_format                = "json"
+  call_timeout              = "7s"
+  handshake_timeout         = "3s"
+  ping_interval             = "15s"
+  reconnect_min             = "250ms"
+  reconnect_max             = "1m30s"
+  max_message_size          = 1048576
+  max_handshakes            = 32
+  max_inflight_per_peer     = 512
+  max_handshakes_per_source = 8
+  max_conns_per_peer        = 2
+  max_peer_memory           = 16777216
+  write_timeout             = "20s"
+  shutdown_grace            = "20s"
 }
 
 peer "beta" {
