@@ -178,10 +178,7 @@ func (e *exposed) serve(ctx context.Context, req *Request) (body []byte, status 
 	if err == nil {
 		return res, wire.StatusOK
 	}
-	st, msg := rpc.Outcome(err)
-	if ctx.Err() == context.DeadlineExceeded && st == rpc.StatusHandlerError {
-		st = rpc.StatusDeadlineExceeded
-	}
+	st, msg := rpc.Outcome(ctx, err)
 	ws, onWire := st.Wire()
 	if !onWire {
 		// The caller's own outcome of a call the handler made (not

@@ -385,10 +385,7 @@ func (s *server) invoke(ctx context.Context, h Handler, req *Request, maxMsg int
 	case err == nil:
 		return rpc.StatusOK, body, ""
 	}
-	st, msg = rpc.Outcome(err)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && st == rpc.StatusHandlerError {
-		st = rpc.StatusDeadlineExceeded
-	}
+	st, msg = rpc.Outcome(ctx, err)
 	return st, nil, msg
 }
 

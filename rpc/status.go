@@ -215,16 +215,22 @@ func Split(err error) (Status, string) {
 	return st, strings.TrimPrefix(msg, name+": ")
 }
 
-// Outcome returns the status and message a caller receives for a
-// handler's err, as Split does, with one exception: an *Error that names a
-// call (its Handle is set) is the outcome of a call the handler itself
-// made, not a status the handler chose. It is answered "handler_error"
-// with its whole text, so that a handler passing on, say, a "forbidden"
-// from another peer does not answer "forbidden" for its own handle.
-func Outcome(err error) (Status, string) {
+// Outcome returns the status and message a caller receives for the err a
+// handler returned when run with ctx, as Split does, with two exceptions.
+// An *Error that names a call (its Handle is set) is the outcome of a call
+// the handler itself made, not a status the handler chose: it is answered
+// "handler_error" with its whole text, so that a handler passing on, say,
+// a "forbidden" from another peer does not answer "forbidden" for its own
+// handle. And a handler's own error after ctx's deadline passed is
+// "deadline_exceeded": the deadline is why it failed.
+func Outcome(ctx context.Context, err error) (Status, string) {
 	var e *Error
-	if errors.As(err, &e) && e.Handle != "" {
-		return StatusHandlerError, err.Error()
+	st, msg := StatusHandlerError, err.Error()
+	if !errors.As(err, &e) || e.Handle == "" {
+		st, msg = Split(err)
 	}
-	return Split(err)
+	if st == StatusHandlerError && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		st = StatusDeadlineExceeded
+	}
+	return st, msg
 }

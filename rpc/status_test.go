@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
@@ -88,10 +89,19 @@ func TestOutcome(t *testing.T) {
 		{rpc.ErrForbidden, rpc.StatusForbidden, ""},
 		{nested, rpc.StatusHandlerError, "call kv.put on " + peer.Short() + ": forbidden: not you"},
 	} {
-		st, text := rpc.Outcome(tt.err)
+		st, text := rpc.Outcome(context.Background(), tt.err)
 		if st != tt.st || text != tt.text {
 			t.Errorf("Outcome(%v) = %s, %q; want %s, %q", tt.err, st, text, tt.st, tt.text)
 		}
+	}
+	// A handler's own error after its deadline passed is the deadline's.
+	done, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel()
+	if st, text := rpc.Outcome(done, errors.New("gave up")); st != rpc.StatusDeadlineExceeded || text != "gave up" {
+		t.Errorf("Outcome after the deadline = %s, %q; want deadline_exceeded, %q", st, text, "gave up")
+	}
+	if st, _ := rpc.Outcome(done, rpc.ErrForbidden); st != rpc.StatusForbidden {
+		t.Errorf("Outcome of a chosen status after the deadline = %s, want forbidden", st)
 	}
 	if got := nested.Error(); got != "call kv.put on "+peer.Short()+": forbidden: not you" {
 		t.Errorf("Error() = %q", got)

@@ -71,10 +71,6 @@ type Handle struct {
 	host.ExposeOptions
 }
 
-// Equal reports whether a and b are the same configuration: applying b to a
-// plugin running a changes nothing.
-func (a Config) Equal(b Config) bool { return len(a.Diff(b)) == 0 }
-
 // Diff names what differs from a to b, for reload reports and logs: the
 // settings that differ ("binary", "args", "env", "config", "grace period",
 // "restart policy") and each handle that is added ("+handle h"), removed
@@ -118,9 +114,6 @@ func (a Config) Diff(b Config) []string {
 		}
 		if o.Timeout != h.Timeout {
 			d = append(d, fmt.Sprintf("handle %s timeout: %v -> %v", h.Name, o.Timeout, h.Timeout))
-		}
-		if (o.Authorize != nil || h.Authorize != nil) && !o.ExposeOptions.Equal(h.ExposeOptions) {
-			d = append(d, fmt.Sprintf("handle %s authorize", h.Name))
 		}
 	}
 	for _, h := range a.Handles {

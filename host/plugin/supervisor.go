@@ -284,7 +284,7 @@ func (s *Supervisor) expose(m *managed, before, after []Handle) error {
 	for _, h := range after {
 		keep[h.Name] = true
 		i := slices.IndexFunc(before, func(b Handle) bool { return b.Name == h.Name })
-		if i >= 0 && before[i].Name == h.Name && before[i].ExposeOptions.Equal(h.ExposeOptions) {
+		if i >= 0 && before[i].ExposeOptions.Equal(h.ExposeOptions) {
 			if _, exposed := s.handles[h.Name]; exposed {
 				continue
 			}
