@@ -258,14 +258,10 @@ func pluginChanges(before, after []plugin.Config) []string {
 	}
 	var out []string
 	for _, p := range after {
-		o, ok := old[p.Name]
-		switch {
-		case !ok:
+		if o, ok := old[p.Name]; !ok {
 			out = append(out, "+"+p.Name)
-		default:
-			if d := o.Diff(p); len(d) > 0 {
-				out = append(out, "~"+p.Name+" ("+strings.Join(d, "; ")+")")
-			}
+		} else if d := o.Diff(p); len(d) > 0 {
+			out = append(out, "~"+p.Name+" ("+strings.Join(d, "; ")+")")
 		}
 		delete(old, p.Name)
 	}
