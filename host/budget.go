@@ -20,19 +20,20 @@ import (
 // results for: a call that cannot reserve its reply is answered
 // "overloaded" at once. The expectation rises to a larger reply at once
 // and decays by an eighth with each smaller one; until the peer's first
-// reply the reader lets each handler run before it admits the next call. A reply that does not fit marks the budget full, which
-// pauses reading until half the budget is free.
+// reply (expect is still zero: every reply has a header) the reader lets
+// each handler run before it admits the next call. A reply that does not
+// fit marks the budget full, which pauses reading until half the budget is
+// free.
 type budget struct {
 	limit    int64
 	floor    int64        // the least a call reserves for its reply: limit / MaxInflightPerPeer
 	used     atomic.Int64 // args and expected replies of running requests + replies queued, not yet written
 	inflight atomic.Int64 // inbound calls and sends admitted and not finished
-	expect   atomic.Int64 // the size of reply to expect: the largest recent one, decaying
-	learned  atomic.Bool  // expect has seen a reply
+	expect   atomic.Int64 // the size of reply to expect: the largest recent one, decaying; 0 before the first
 	full     atomic.Bool  // a reply did not fit: paused until half the budget is free
 
 	// Readers paused for room wait on room; release wakes them only when
-	// someone waits, so the common path is two atomic operations.
+	// someone waits, so the common path is three atomic operations.
 	waiters atomic.Int32
 	mu      sync.Mutex
 	room    sync.Cond
@@ -70,9 +71,6 @@ func (b *budget) expected() int { return int(max(b.expect.Load(), b.floor)) }
 // learn records a reply of n bytes: the expectation rises to a larger
 // reply at once and decays by an eighth per smaller one.
 func (b *budget) learn(n int) {
-	if !b.learned.Load() {
-		b.learned.Store(true)
-	}
 	e := b.expect.Load()
 	next := max(int64(n), e-e/8)
 	if next != e {

@@ -46,7 +46,7 @@ type conn struct {
 	wspace  sync.Cond // queue has room or closing
 	queue   []byte
 	queueP  *[]byte // the pooled holder of queue's array
-	charged int     // bytes of queue charged to the peer's budget (replies)
+	charged int     // bytes of queue and bodies charged to the peer's budget (replies)
 	closing bool    // no more messages accepted; the writer flushes and exits
 	err     error   // why the connection closed; set with closing
 	// replacedSent is set when the goaway "replaced" is queued: no call or
@@ -186,9 +186,9 @@ func (c *conn) enqueue(ctx context.Context, m *wire.Message) error {
 }
 
 // control queues a small message that must not wait for room: the reader
-// sends pongs and refusals, and the pinger pings, and neither may block
-// behind a full queue, or two peers that both stopped reading would wait on
-// each other. A peer that lets even these pile up is not reading at all, and
+// sends pongs, the pinger pings, and a retiring connection its goaway, and
+// none may block behind a full queue, or two peers that both stopped
+// reading would wait on each other. A peer that lets even these pile up is not reading at all, and
 // its connection is closed.
 func (c *conn) control(m *wire.Message) {
 	if err := c.push(context.Background(), m, false, -1); errors.Is(err, errNotReading) {
@@ -210,17 +210,17 @@ var (
 func (c *conn) push(ctx context.Context, m *wire.Message, wait bool, charged int) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !wait && charged < 0 && !c.closing && c.queued() > 2*c.n.cfg.MaxWriteQueue {
+	if !wait && charged < 0 && !c.closing && c.ownQueued() > 2*c.n.cfg.MaxWriteQueue {
 		return errNotReading
 	}
-	if wait && !c.closing && c.queued() > c.n.cfg.MaxWriteQueue {
+	if wait && !c.closing && c.ownQueued() > c.n.cfg.MaxWriteQueue {
 		stop := context.AfterFunc(ctx, func() {
 			c.wmu.Lock()
 			c.wspace.Broadcast()
 			c.wmu.Unlock()
 		})
 		defer stop()
-		for !c.closing && c.queued() > c.n.cfg.MaxWriteQueue && ctx.Err() == nil {
+		for !c.closing && c.ownQueued() > c.n.cfg.MaxWriteQueue && ctx.Err() == nil {
 			c.wspace.Wait()
 		}
 		if err := ctx.Err(); err != nil && !c.closing {
@@ -289,7 +289,11 @@ func (c *conn) queueApart(m *wire.Message) error {
 	b := ownBody(m.Type, m.Body)
 	b.at = len(q)
 	c.bodies = append(c.bodies, b)
-	c.bodiesLen += len(m.Body)
+	if b.pooled != nil {
+		c.bodiesLen += cap(b.body) // what the copy holds, not what it uses
+	} else {
+		c.bodiesLen += len(b.body)
+	}
 	return nil
 }
 
@@ -307,12 +311,19 @@ func queueErr(err error) error {
 // queued is the number of bytes waiting for the writer; c.wmu is held.
 func (c *conn) queued() int { return len(c.queue) + c.bodiesLen }
 
+// ownQueued is the part of queued that the peer's budget does not bound:
+// this node's calls and sends and the control messages, which
+// MaxWriteQueue caps. The peer's replies are bounded by its budget, and a
+// slow reader's replies must not hold up our pongs or our own calls.
+// c.wmu is held.
+func (c *conn) ownQueued() int { return c.queued() - c.charged }
+
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	// The writer's spare list of bodies, swapped with c.bodies at each
 	// write, and the buffers of one write: both reused.
 	var spare []queuedBody
-	var bufs [][]byte
+	var bufs, chunk [][]byte
 	for {
 		c.wmu.Lock()
 		for len(c.queue) == 0 && !c.closing {
@@ -332,9 +343,9 @@ func (c *conn) writeLoop() {
 		c.wspace.Broadcast()
 		c.wmu.Unlock()
 
-		c.writeStart.Store(int64(c.n.now()))
 		var err error
-		if len(bodies) == 0 {
+		if len(bodies) == 0 && len(out) <= writeChunk {
+			c.writeStart.Store(int64(c.n.now()))
 			_, err = c.sc.Write(out)
 		} else {
 			bufs = bufs[:0]
@@ -344,7 +355,7 @@ func (c *conn) writeLoop() {
 				prev = b.at
 			}
 			bufs = append(bufs, out[prev:])
-			_, err = c.sc.WriteBuffers(bufs)
+			chunk, err = c.writeChunks(bufs, chunk)
 			clear(bufs) // drop the bodies: they may be large
 			for _, b := range bodies {
 				if b.pooled != nil {
@@ -368,6 +379,43 @@ func (c *conn) writeLoop() {
 	c.charged = 0
 	c.wmu.Unlock()
 	c.sc.Close()
+}
+
+// writeChunk is the most the writer hands the connection in one call. The
+// write timeout restarts with each call, so it measures how long the peer
+// lets a write make no progress, not how long a large batch takes on a
+// slow link.
+const writeChunk = 1 << 20
+
+// writeChunks writes bufs in calls of at most writeChunk bytes, stamping
+// the start of each, with chunk as scratch space; it returns chunk for
+// reuse. Splitting a buffer only starts a new record: the bytes on the
+// wire are a stream.
+func (c *conn) writeChunks(bufs, chunk [][]byte) ([][]byte, error) {
+	chunk, n := chunk[:0], 0
+	flush := func() error {
+		c.writeStart.Store(int64(c.n.now()))
+		_, err := c.sc.WriteBuffers(chunk)
+		clear(chunk)
+		chunk, n = chunk[:0], 0
+		return err
+	}
+	for _, b := range bufs {
+		for len(b) > 0 {
+			k := min(len(b), writeChunk-n)
+			chunk, n, b = append(chunk, b[:k]), n+k, b[k:]
+			if n == writeChunk {
+				if err := flush(); err != nil {
+					return chunk, err
+				}
+			}
+		}
+	}
+	var err error
+	if n > 0 {
+		err = flush()
+	}
+	return chunk, err
 }
 
 func (c *conn) readLoop() {
@@ -556,7 +604,7 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 	c.imu.Unlock()
 	c.n.wg.Add(1)
 	go in.run()
-	if kind == KindCall && !c.budget.learned.Load() {
+	if kind == KindCall && c.budget.expect.Load() == 0 {
 		// Until one of the peer's calls has returned, its expected reply
 		// size is a guess: let the handler run before admitting the next
 		// call, so that a burst of calls to a handler with large results
