@@ -459,3 +459,23 @@ func TestProbeTieBreak(t *testing.T) {
 		t.Error("a probe for another name wins")
 	}
 }
+
+// A host with two links on one segment hears its own probe on the other
+// link, with that link's addresses: it is ours, and must not defer us,
+// though by the tie-break alone it would win.
+func TestOwnProbeOnAnotherLink(t *testing.T) {
+	self := testPeer(t, 1)
+	eth := ourRecords(self, 7000, []netip.Addr{netip.MustParseAddr("10.0.0.2")})
+	wlan := ourRecords(self, 7000, []netip.Addr{netip.MustParseAddr("10.0.0.1")})
+	ours := append(eth.unique(), wlan.unique()...)
+	if !probeWins(buildProbe(eth), wlan) {
+		t.Fatal("the case this guards against does not arise: the other link's probe does not win the tie-break")
+	}
+	if !ownProbe(buildProbe(eth), ours) {
+		t.Error("our own probe from another link is not recognised as ours")
+	}
+	other := ourRecords(self, 7000, []netip.Addr{netip.MustParseAddr("10.0.0.9")})
+	if ownProbe(buildProbe(other), ours) {
+		t.Error("another host's probe for our name is taken for ours")
+	}
+}

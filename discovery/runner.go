@@ -675,7 +675,7 @@ func (r *runner) handle(p packet, now time.Time, found func(Hint)) {
 // short delay, shared with other queries.
 func (r *runner) answerQuery(l *link, p packet, m *dns.Msg, now time.Time) {
 	if !r.announced {
-		if !r.nextProbe.IsZero() && r.probeStep > 0 && probeWins(m, l.recs) {
+		if !r.nextProbe.IsZero() && r.probeStep > 0 && !ownProbe(m, r.ours()) && probeWins(m, l.recs) {
 			r.log.Debug("another host probes for our name with other records; deferring", "from", p.src)
 			r.probeStep, r.nextProbe = 0, now.Add(probeDefer)
 		}
@@ -719,6 +719,18 @@ func answerRoute(p packet, m *dns.Msg, lastSent, now time.Time) int {
 		return routeUnicast
 	}
 	return routeMulticast
+}
+
+// ownProbe reports whether every record probe m proposes is one of ours:
+// our own probe, heard back on another of our links (a host with two
+// interfaces on one segment), which must not defer us.
+func ownProbe(m *dns.Msg, ours []dns.RR) bool {
+	for _, rr := range m.Ns {
+		if !slices.ContainsFunc(ours, func(o dns.RR) bool { return sameRecord(rr, o) }) {
+			return false
+		}
+	}
+	return len(m.Ns) > 0
 }
 
 // ours returns every record we send, on any link.
