@@ -183,7 +183,7 @@ func (a *admission) logLocked(now time.Time) {
 		args = append(args, r, a.refusals[r])
 	}
 	if a.lastLog.IsZero() {
-		a.log.Warn("refusing inbound sockets: too many handshakes in progress; further refusals are summed up every "+refusalLogInterval.String(), args...)
+		a.log.Warn("refusing inbound sockets (counts by reason follow); further refusals are summed up every "+refusalLogInterval.String(), args...)
 	} else {
 		a.log.Warn("inbound sockets refused since the last summary", args...)
 	}

@@ -336,7 +336,7 @@ func TestHostileOneIdentityManyConnections(t *testing.T) {
 // which would not notice for an hour, adopts it at once: calls flow again
 // both ways, and that side never saw the peer go down.
 func TestHostileReconnectAfterSilentDrop(t *testing.T) {
-	a := peernettest.Node(t, host.Config{PingInterval: 200 * time.Millisecond, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	a := peernettest.Node(t, host.Config{PingInterval: 500 * time.Millisecond, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
 	b := peernettest.Node(t, host.Config{PingInterval: time.Hour})
 	peernettest.TrustEach(t, a, b)
 	expose(t, a, "echo", echo, host.ExposeOptions{})

@@ -135,7 +135,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	if pin == nil {
 		var err error
 		if pin, err = new(PinCache).Pin(cfg.Path, cfg.SHA256); err != nil {
-			return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
+			return nil, fmt.Errorf("plugin %q: %w", cfg.Name, err) // err says pluginclient
 		}
 		// The started process holds what it needs of the copy: a mapping
 		// of the binary, or the script's inherited descriptor.

@@ -12,9 +12,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/peernet/peernet/testing/poll"
 )
 
 // writeFile writes content to a new file in a fresh directory and returns
@@ -232,13 +233,7 @@ func TestPinWaiterRetries(t *testing.T) {
 		p, err := pc.Pin(path, sum)
 		res <- result{p, err}
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !waitingInPin() {
-		if time.Now().After(deadline) {
-			t.Fatal("the second Pin did not wait for the first")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the second Pin waits for the first", 0, waitingInPin)
 	pc.doneLoading(want) // the stand-in fails: nothing was inserted
 	r := <-res
 	if r.err != nil {
