@@ -2,94 +2,75 @@ package pluginsdk
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"time"
 
-	"google.golang.org/grpc"
-
-	"github.com/peernet/peernet/pluginsdk/pluginpb"
+	"github.com/peernet/peernet/pluginsdk/internal/channel"
 	"github.com/peernet/peernet/rpc"
-	"github.com/peernet/peernet/trust"
 )
 
-// hostClient is the Host a plugin gets: the node's Host service on a
-// go-plugin broker connection. With no connection every method fails with
+// hostClient is the Host a plugin gets: calls to the node over the call
+// channel. When the node serves no callbacks every method fails with
 // ErrUnavailable.
 type hostClient struct {
-	conn *grpc.ClientConn
-	c    pluginpb.HostClient
+	ch      *channel.Channel
+	enabled bool
 }
 
 func (h *hostClient) Call(ctx context.Context, peer PeerID, handle string, args []byte) ([]byte, error) {
-	if h.c == nil {
-		return nil, fmt.Errorf("%w: no host callbacks", ErrUnavailable)
-	}
-	key := peer.Bytes()
-	resp, err := h.c.Call(ctx, &pluginpb.HostCallRequest{Peer: key[:], Handle: handle, Args: args})
-	if err != nil {
-		return nil, transportError(ctx, err)
-	}
-	if err := callbackError(resp.Status, resp.Error, peer, handle); err != nil {
+	if err := h.check(peer); err != nil {
 		return nil, err
 	}
-	return resp.Body, nil
+	body, err := h.ch.Call(ctx, peer, handle, args)
+	return body, name(err, peer, handle)
 }
 
 func (h *hostClient) Send(ctx context.Context, peer PeerID, handle string, args []byte) error {
-	if h.c == nil {
-		return fmt.Errorf("%w: no host callbacks", ErrUnavailable)
+	if err := h.check(peer); err != nil {
+		return err
 	}
-	key := peer.Bytes()
-	resp, err := h.c.Send(ctx, &pluginpb.HostSendRequest{Peer: key[:], Handle: handle, Args: args})
-	if err != nil {
-		return transportError(ctx, err)
-	}
-	return callbackError(resp.Status, resp.Error, peer, handle)
+	return name(h.ch.Send(ctx, peer, handle, args), peer, handle)
 }
 
 func (h *hostClient) Peers(ctx context.Context) ([]PeerInfo, error) {
-	if h.c == nil {
+	if !h.enabled {
 		return nil, fmt.Errorf("%w: no host callbacks", ErrUnavailable)
 	}
-	resp, err := h.c.Peers(ctx, &pluginpb.PeersRequest{})
+	body, err := h.ch.Call(ctx, PeerID{}, channel.HandlePeers, nil)
 	if err != nil {
-		return nil, transportError(ctx, err)
-	}
-	if err := callbackError(resp.Status, resp.Error, PeerID{}, ""); err != nil {
 		return nil, err
 	}
-	peers := make([]PeerInfo, 0, len(resp.Peers))
-	for _, p := range resp.Peers {
-		id, err := trust.PeerIDFromBytes(p.Id)
-		if err != nil {
-			return nil, fmt.Errorf("pluginsdk: host listed a malformed peer: %w", err)
-		}
-		peers = append(peers, PeerInfo{ID: id, Label: p.Label, AddedAt: time.Unix(0, p.AddedAt), Connected: p.Connected, Addr: p.Addr, Source: p.Source})
+	var list []channel.Peer
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("pluginsdk: the node listed its peers malformed: %w", err)
+	}
+	peers := make([]PeerInfo, 0, len(list))
+	for _, p := range list {
+		peers = append(peers, PeerInfo{ID: p.ID, Label: p.Label, AddedAt: p.AddedAt, Connected: p.Connected, Addr: p.Addr, Source: p.Source})
 	}
 	return peers, nil
 }
 
-// transportError maps a failed callback RPC: the context's own error when it
-// ended, ErrUnavailable otherwise.
-func transportError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
+func (h *hostClient) check(peer PeerID) error {
+	switch {
+	case !h.enabled:
+		return fmt.Errorf("%w: no host callbacks", ErrUnavailable)
+	case peer.IsZero():
+		return rpc.Errorf(rpc.StatusBadRequest, "zero PeerID")
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return nil
 }
 
-// callbackError is the error for a callback's status: nil for ok, the
-// context's own error for a deadline or cancellation (so that errors.Is
-// against ctx.Err() holds), else an *Error carrying the node's message.
-func callbackError(st uint32, msg string, peer PeerID, handle string) error {
-	s := rpc.Status(st)
-	switch s {
-	case rpc.StatusOK:
-		return nil
-	case rpc.StatusDeadlineExceeded, rpc.StatusCanceled:
-		if msg == "" {
-			return s.Err()
-		}
+// name puts the call's peer and handle into the node's answer, so that it
+// reads "call HANDLE on PEER: STATUS: …" and a handler that returns it
+// answers handler_error rather than the callback's status (rpc.Outcome).
+func name(err error, peer PeerID, handle string) error {
+	var e *rpc.Error
+	if errors.As(err, &e) && e.Handle == "" {
+		named := *e
+		named.Peer, named.Handle = peer, handle
+		return &named
 	}
-	return &Error{Status: s, Message: msg, Peer: peer, Handle: handle}
+	return err
 }

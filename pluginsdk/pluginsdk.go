@@ -138,7 +138,7 @@ const MaxMessageSizeLimit = 64 << 20
 
 // ProtocolVersion is the version of the PeerNet plugin protocol, negotiated
 // through go-plugin's handshake and reported by Describe.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // PluginName is the name PeerNet's plugin interface has in go-plugin's
 // plugin set, on both sides.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,7 +24,7 @@ func handlers(m map[string]pluginsdk.HandlerFunc) map[string]pluginsdk.Handler {
 	return out
 }
 
-func TestGRPCPluginValidates(t *testing.T) {
+func TestServeConnValidates(t *testing.T) {
 	ok := pluginsdk.HandlerFunc(func(context.Context, *pluginsdk.Request) ([]byte, error) { return nil, nil })
 	tests := []struct {
 		name string
@@ -38,7 +39,9 @@ func TestGRPCPluginValidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := pluginsdk.GRPCPlugin(tt.cfg)
+			a, b := net.Pipe()
+			defer b.Close()
+			err := pluginsdk.ServeConn(context.Background(), a, tt.cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}

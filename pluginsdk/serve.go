@@ -11,27 +11,26 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"github.com/peernet/peernet/pluginsdk/internal/channel"
 )
 
-const (
-	// shutdownGrace is how long Serve lets running handlers finish after
-	// SIGTERM or SIGINT before it stops anyway.
-	shutdownGrace = 3 * time.Second
-	// flushGrace bounds the graceful stop of the gRPC server after the calls
-	// have drained. It never completes by itself, since go-plugin's broker
-	// and stdio streams stay open; the bound gives gRPC's writer time to put
-	// the last replies and the streams' trailers on the socket before Stop
-	// closes it.
-	flushGrace = 250 * time.Millisecond
-)
+// shutdownGrace is how long a stopping plugin lets running handlers finish
+// before it stops anyway.
+const shutdownGrace = 3 * time.Second
 
 // Serve serves the plugin described by cfg to the node that started this
 // process, and blocks until the node stops it or the process receives
-// SIGTERM or SIGINT. On a signal, new calls are refused, running calls get up
-// to a few seconds to finish, and Serve returns; main should then release
-// what it holds and return (exit status 0). Serve logs and exits with status
-// 1 when cfg is invalid, and when the process was not started by a node.
-// Call it once, from main, before anything writes to stdout.
+// SIGTERM or SIGINT. On a signal, the node is told to send no new calls,
+// running calls get up to a few seconds to finish, and Serve returns; main
+// should then release what it holds and return (exit status 0). Serve logs
+// and exits with status 1 when cfg is invalid, and when the process was not
+// started by a node. Call it once, from main, before anything writes to
+// stdout.
+//
+// Calls travel on the call channel the node passes as descriptor 3; the
+// go-plugin handshake and gRPC server exist for go-plugin's process
+// management (stdio forwarding, shutdown), not for calls.
 func Serve(cfg Config) {
 	log := cfg.Logger
 	if log == nil {
@@ -52,64 +51,76 @@ func Serve(cfg Config) {
 		log.Error("invalid plugin configuration", "error", err)
 		os.Exit(1)
 	}
-	defer srv.close()
+	handshake := Handshake()
+	if os.Getenv(handshake.MagicCookieKey) != handshake.MagicCookieValue {
+		serveGoPlugin(log, nil) // explains that this is a plugin, and exits
+	}
+	conn, err := channel.Conn(os.NewFile(channel.FD, "peernet-channel"))
+	if err != nil {
+		log.Error("no call channel from the node", "error", err)
+		os.Exit(1)
+	}
 
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	var (
-		mu sync.Mutex
-		gs *grpc.Server
+		mu    sync.Mutex
+		gs    *grpc.Server
+		ended bool
 	)
-	newGRPCServer := func(opts []grpc.ServerOption) *grpc.Server {
-		opts = append(opts, grpc.MaxRecvMsgSize(maxRecvMsgSize))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.serve(ctx, conn); err != nil {
+			log.Debug("call channel ended", "error", err)
+		}
+		// The node is gone or done with this plugin: end go-plugin's
+		// server too, so that plugin.Serve returns.
+		mu.Lock()
+		ended = true
+		s := gs
+		mu.Unlock()
+		if s == nil {
+			os.Exit(0)
+		}
+		s.Stop()
+	}()
+	serveGoPlugin(log, func(opts []grpc.ServerOption) *grpc.Server {
 		mu.Lock()
 		defer mu.Unlock()
 		gs = grpc.NewServer(opts...)
-		return gs
-	}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case sig := <-sigs:
-			log.Info("stopping", "signal", sig.String())
-			if !srv.drain(shutdownGrace) {
-				log.Warn("stopping with handlers still running", "grace", shutdownGrace)
-			}
-			srv.endSessions()
-			mu.Lock()
-			s := gs
-			mu.Unlock()
-			if s == nil {
-				os.Exit(0)
-			}
-			stopped := make(chan struct{})
-			go func() {
-				s.GracefulStop()
-				close(stopped)
-			}()
-			t := time.NewTimer(flushGrace)
-			defer t.Stop()
-			select {
-			case <-stopped:
-			case <-t.C:
-				s.Stop() // makes plugin.Serve return
-				<-stopped
-			}
-		case <-ctx.Done():
+		if ended {
+			gs.Stop()
 		}
-	}()
+		return gs
+	})
+	stop()
+	<-served
+}
 
+// serveGoPlugin runs go-plugin's side of the process: the handshake line,
+// stdio forwarding and the controller that lets the node stop the process.
+// With newServer nil it only checks that a node started the process.
+func serveGoPlugin(log hclog.Logger, newServer func([]grpc.ServerOption) *grpc.Server) {
+	if newServer == nil {
+		newServer = plugin.DefaultGRPCServer
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
-		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{srv: srv}},
-		GRPCServer:      newGRPCServer,
+		Plugins:         plugin.PluginSet{PluginName: goPlugin{}},
+		GRPCServer:      newServer,
 		Logger:          log,
 	})
-	cancel()
-	wg.Wait()
+}
+
+// goPlugin is the go-plugin plugin of a PeerNet plugin: it serves nothing,
+// since calls travel on the call channel.
+type goPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (goPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return nil }
+
+func (goPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return goPlugin{}, nil
 }

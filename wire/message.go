@@ -154,6 +154,16 @@ func (s Status) String() string {
 
 func (s Status) valid() bool { return s <= StatusTooLarge }
 
+// FirstLocalStatus is the first of the local statuses, 64 to 127: outcomes
+// that only a caller observes (package rpc names them). They never travel
+// between peers; a plugin's call channel carries them in replies to the
+// plugin's callbacks (docs/plugins.md). AppendMessage encodes them, and a
+// Decoder accepts them only after AcceptLocalStatuses.
+const FirstLocalStatus Status = 64
+
+// Local reports whether s is one of the local statuses.
+func (s Status) Local() bool { return s >= FirstLocalStatus && s < 128 }
+
 // GoawayCode says why a peer is closing the connection (§5.1).
 type GoawayCode uint8
 
@@ -233,7 +243,7 @@ func (m *Message) wireLen() (int, error) {
 		if m.ID == 0 {
 			return 0, fmt.Errorf("encoding reply: id 0: %w", ErrMalformed)
 		}
-		if !m.Status.valid() {
+		if !m.Status.valid() && !m.Status.Local() {
 			return 0, fmt.Errorf("encoding reply: unknown status %d: %w", m.Status, ErrMalformed)
 		}
 		return ReplyOverhead + len(m.Body), nil
@@ -379,7 +389,7 @@ func DecodeMessage(b []byte, m *Message, maxSize int) error {
 	if rest := len(b) - LengthSize; rest != int(n) {
 		return fmt.Errorf("decoding message: length %d but %d bytes follow: %w", n, rest, ErrMalformed)
 	}
-	return parseMessage(b[LengthSize:], m, nil)
+	return parseMessage(b[LengthSize:], m, nil, false)
 }
 
 // checkLength checks a message length L from the wire against maxSize.
@@ -395,7 +405,7 @@ func checkLength(n uint32, maxSize int) error {
 
 // parseMessage decodes the type + body b of one message into m. The handles
 // it decodes go through hc, which may be nil.
-func parseMessage(b []byte, m *Message, hc handleCache) error {
+func parseMessage(b []byte, m *Message, hc handleCache, local bool) error {
 	t := Type(b[0])
 	p := b[1:]
 	*m = Message{Type: t}
@@ -420,7 +430,7 @@ func parseMessage(b []byte, m *Message, hc handleCache) error {
 			return malformed(t, "id 0")
 		}
 		m.Status = Status(p[idSize])
-		if !m.Status.valid() {
+		if !m.Status.valid() && !(local && m.Status.Local()) {
 			return malformed(t, "unknown status "+strconv.Itoa(int(m.Status)))
 		}
 		m.Body = tail(p[idSize+statusSize:])
@@ -565,6 +575,8 @@ type Decoder struct {
 	ownLarge bool
 	fresh    bool
 
+	local bool // accept local statuses (AcceptLocalStatuses)
+
 	// The message being read, kept across a timeout so Decode can resume.
 	hdr  [LengthSize]byte
 	hdrN int    // bytes of hdr read; LengthSize once the length is known
@@ -619,6 +631,11 @@ func (d *Decoder) Decode(m *Message) error {
 // keeps every large Body anyway: reading into a reused buffer and copying
 // out would touch each byte twice. Call it before the first Decode.
 func (d *Decoder) OwnLargeBodies() { d.ownLarge = true }
+
+// AcceptLocalStatuses makes d accept replies with a local status (see
+// FirstLocalStatus), as a plugin's call channel carries them; on a
+// connection between peers they stay malformed.
+func (d *Decoder) AcceptLocalStatuses() { d.local = true }
 
 // Take returns m.Body, just decoded by d into m, as a slice the caller
 // owns: the Body itself when its buffer belongs to that message alone (a
@@ -682,7 +699,7 @@ func (d *Decoder) decode(m *Message) error {
 	}
 	b := d.msg
 	d.hdrN, d.msg = 0, nil
-	return parseMessage(b, m, d.handles)
+	return parseMessage(b, m, d.handles, d.local)
 }
 
 // bodyBuffer returns an empty buffer to read a message of length n into,

@@ -3,17 +3,19 @@ package pluginclient
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
 
 	"github.com/peernet/peernet/pluginsdk"
+	"github.com/peernet/peernet/pluginsdk/internal/channel"
 )
 
 const (
@@ -33,7 +35,7 @@ type LaunchConfig struct {
 	// "#!". It is pinned (see Pinned) and the pinned copy runs, never the
 	// file itself: a binary is executed from the sealed copy; for a script,
 	// the interpreter named on its "#!" line is executed, as the kernel
-	// would, with the sealed copy's path "/proc/self/fd/3" in place of the
+	// would, with the sealed copy's path "/proc/self/fd/4" in place of the
 	// script's (the copy is the one descriptor besides stdio the plugin
 	// inherits; the script sees that path as its $0). Path is also the
 	// binary's argv[0] and names the plugin in errors. Required.
@@ -80,9 +82,20 @@ type LaunchConfig struct {
 
 // launched is the process side of a Client from Launch.
 type launched struct {
-	gp     *plugin.Client
-	proc   *process
-	hostWG sync.WaitGroup // the Host service goroutine
+	gp   *plugin.Client
+	proc *process
+}
+
+// goPlugin is the host half of go-plugin's plugin: go-plugin starts and
+// stops the process; calls travel on the call channel.
+type goPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (goPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return nil }
+
+func (goPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return goPlugin{}, nil
 }
 
 // stop ends the process and waits for everything go-plugin started. forced
@@ -93,7 +106,6 @@ func (l *launched) stop(forced bool) {
 	}
 	l.gp.Kill() // asks the plugin to exit, kills it after 2 s, reaps it
 	_ = l.proc.Kill(context.Background())
-	l.hostWG.Wait()
 }
 
 // Launch starts the plugin at cfg.Path and returns it ready for calls: it
@@ -148,13 +160,22 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
 	}
 
+	hostEnd, pluginEnd, err := channel.Pair()
+	if err != nil {
+		return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
+	}
+	conn, err := channel.Conn(hostEnd)
+	if err != nil {
+		pluginEnd.Close()
+		return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
+	}
 	l := &launched{}
 	named := log.Named(cfg.Name)
 	l.gp = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: pluginsdk.Handshake(),
-		Plugins:         plugin.PluginSet{pluginsdk.PluginName: hostPlugin{}},
+		Plugins:         plugin.PluginSet{pluginsdk.PluginName: goPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
-			p, err := newProcess(cfg, pin, cmd.Env, log)
+			p, err := newProcess(cfg, pin, pluginEnd, cmd.Env, log)
 			l.proc = p
 			return p, err
 		},
@@ -171,41 +192,40 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		SyncStdout:       &lineLogger{log: named, stream: "stdout"},
 		SyncStderr:       &lineLogger{log: named, stream: "stderr"},
 	})
-	c, err := l.open(ctx, ocfg)
+	c, err := l.open(ctx, conn, pluginEnd, ocfg)
 	if err != nil {
 		if l.proc != nil {
 			_ = l.proc.Kill(context.Background())
 		}
 		l.gp.Kill()
-		l.hostWG.Wait()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (l *launched) open(ctx context.Context, cfg OpenConfig) (*Client, error) {
-	rpc, err := l.gp.Client() // starts the process and dials it
+func (l *launched) open(ctx context.Context, conn net.Conn, pluginEnd *os.File, cfg OpenConfig) (*Client, error) {
+	// Start the process and read its handshake line. The plugin holds its
+	// end of the channel from then on; ours must go, so that the plugin's
+	// exit ends the channel.
+	_, err := l.gp.Client()
+	pluginEnd.Close()
 	if err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("pluginclient: starting plugin %q: %w", cfg.Name, err)
 	}
-	raw, err := rpc.Dispense(pluginsdk.PluginName)
-	if err != nil {
-		return nil, fmt.Errorf("pluginclient: starting plugin %q: %w", cfg.Name, err)
-	}
-	parts := raw.(*grpcParts)
-	c, err := open(ctx, parts.conn, parts.broker, cfg, l, &l.hostWG)
+	c, err := open(ctx, conn, cfg, l)
 	if err != nil {
 		return nil, err
 	}
-	// Fail calls the moment the process is gone, even if the connection
+	// Fail calls the moment the process is gone, even if the channel
 	// somehow lingers.
 	c.loops.Add(1)
 	go func() {
 		defer c.loops.Done()
 		select {
 		case <-l.proc.waited:
-			c.fail(fmt.Errorf("%w: %s: process exited: %v", ErrCrashed, cfg.Name, exitText(l.proc.waitErr)))
-		case <-c.done:
+			c.ch.Close(fmt.Errorf("process exited: %v", exitText(l.proc.waitErr)))
+		case <-c.ch.Done():
 		}
 	}()
 	return c, nil

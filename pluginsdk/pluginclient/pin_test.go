@@ -264,8 +264,8 @@ func TestPinnedScript(t *testing.T) {
 // checkScriptFDs checks the shell's descriptors as ls -l listed them into
 // fdlog: against those of a shell the test starts itself the same way
 // (stdio, and whatever this process has that is not close-on-exec), the
-// launch adds descriptor 3, the sealed copy, and nothing else but the
-// shell's own reading of that copy.
+// launch adds descriptor 3, the call channel, and descriptor 4, the sealed
+// copy, and nothing else but the shell's own reading of that copy.
 func checkScriptFDs(t *testing.T, fdlog string) {
 	t.Helper()
 	baseLog := fdlog + ".base"
@@ -275,17 +275,19 @@ func checkScriptFDs(t *testing.T, fdlog string) {
 		t.Fatalf("listing a plain shell's descriptors: %v\n%s", err, out)
 	}
 	base := listedFDs(t, baseLog)
-	seen3 := false
+	seen3, seen4 := false, false
 	for fd, target := range listedFDs(t, fdlog) {
 		switch {
 		case strings.HasPrefix(target, "/memfd:peernet-plugin"):
-			seen3 = seen3 || fd == "3"
+			seen4 = seen4 || fd == "4"
+		case fd == "3" && strings.HasPrefix(target, "socket:"):
+			seen3 = true
 		case base[fd] == "":
 			t.Errorf("the script's interpreter inherited descriptor %s -> %s", fd, target)
 		}
 	}
-	if !seen3 {
-		t.Errorf("descriptor 3 is not the sealed copy: %q", listedFDs(t, fdlog))
+	if !seen3 || !seen4 {
+		t.Errorf("descriptor 3 is not the channel or 4 not the sealed copy: %q", listedFDs(t, fdlog))
 	}
 }
 

@@ -47,7 +47,7 @@ type process struct {
 	dead bool // the child has exited and its group was killed
 }
 
-func newProcess(cfg LaunchConfig, pin *Pinned, pluginEnv []string, log hclog.Logger) (*process, error) {
+func newProcess(cfg LaunchConfig, pin *Pinned, channelEnd *os.File, pluginEnv []string, log hclog.Logger) (*process, error) {
 	env := slices.Concat(cfg.Env, pluginEnv, []string{pluginsdk.LogLevelEnv + "=" + levelName(log.GetLevel())})
 	cmd := &exec.Cmd{
 		Env: env,
@@ -56,11 +56,13 @@ func newProcess(cfg LaunchConfig, pin *Pinned, pluginEnv []string, log hclog.Log
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
+	// The plugin's end of the call channel is its descriptor 3.
+	cmd.ExtraFiles = []*os.File{channelEnd}
 	if interp := pin.Interpreter(); interp != nil {
 		// What the kernel would run for the script, except that the script
-		// is the sealed copy, inherited as the child's first descriptor
-		// after stdio: the one descriptor it keeps across exec.
-		cmd.ExtraFiles = []*os.File{pin.c.file}
+		// is the sealed copy, inherited as the child's descriptor 4: the
+		// one descriptor besides the channel it keeps across exec.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, pin.c.file)
 		scriptFD := uintptr(2 + len(cmd.ExtraFiles))
 		cmd.Path = interp[0]
 		cmd.Args = slices.Concat(interp, []string{execPath(scriptFD)}, cfg.Args)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -19,7 +20,7 @@ type process struct {
 	waitErr error
 }
 
-func newProcess(LaunchConfig, *Pinned, []string, hclog.Logger) (*process, error) {
+func newProcess(LaunchConfig, *Pinned, *os.File, []string, hclog.Logger) (*process, error) {
 	return nil, errUnsupported
 }
 

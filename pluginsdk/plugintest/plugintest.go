@@ -15,13 +15,12 @@ package plugintest
 import (
 	"context"
 	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
@@ -69,9 +68,9 @@ func (p *Plugin) Send(ctx context.Context, caller pluginsdk.PeerID, handle strin
 	return p.client.Send(ctx, &pluginsdk.Request{Caller: caller, Handle: handle, Kind: pluginsdk.KindSend, Args: args})
 }
 
-// Start serves cfg in-process over go-plugin's test gRPC connection (no
-// process, no TLS) and returns it configured and ready. The test fails at once
-// if that does not work. Everything is stopped by t.Cleanup.
+// Start serves cfg in-process over a call channel (an in-memory pipe, no
+// process) and returns it configured and ready. The test fails at once if
+// that does not work. Everything is stopped by t.Cleanup.
 func Start(t testing.TB, cfg pluginsdk.Config, opts Options) *Plugin {
 	t.Helper()
 	log := opts.Logger
@@ -81,31 +80,25 @@ func Start(t testing.TB, cfg pluginsdk.Config, opts Options) *Plugin {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Named(cfg.Name)
 	}
-	server, err := pluginsdk.GRPCPlugin(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc, gs := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{pluginsdk.PluginName: &inProcess{server: server}})
+	// An in-memory pipe rather than a socket pair: the race detector sees
+	// what crosses it, as it would not see through the kernel.
+	nodeConn, pluginConn := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- pluginsdk.ServeConn(context.Background(), pluginConn, cfg) }()
 	t.Cleanup(func() {
-		// Close asks the server to stop (go-plugin's Shutdown RPC); stop it
-		// directly only if that did not work, as both paths write the same
-		// fields.
-		_ = gc.Close()
+		// The node's end is closed by then: the plugin's end has ended.
 		select {
-		case <-gs.DoneCh:
+		case err := <-served:
+			if err != nil {
+				t.Logf("plugin channel: %v", err)
+			}
 		case <-time.After(stopTimeout):
-			gs.Stop()
+			t.Errorf("plugin %q still serving %v after its node stopped", cfg.Name, stopTimeout)
 		}
-		server.(io.Closer).Close() // the connection to the Host callbacks
 	})
-	raw, err := gc.Dispense(pluginsdk.PluginName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts := raw.(*inProcessParts)
 	ctx, cancel := context.WithTimeout(context.Background(), pluginclient.DefaultStartTimeout)
 	defer cancel()
-	c, err := pluginclient.Open(ctx, parts.conn, parts.broker, pluginclient.OpenConfig{
+	c, err := pluginclient.Open(ctx, nodeConn, pluginclient.OpenConfig{
 		Name:           cfg.Name,
 		Host:           opts.Host,
 		Config:         opts.Config,
@@ -154,27 +147,6 @@ func stop(t testing.TB, c *pluginclient.Client) {
 	if err := c.Stop(ctx); err != nil {
 		t.Errorf("stopping plugin: %v", err)
 	}
-}
-
-// inProcess puts the SDK's plugin half and a host half that hands out the
-// connection into one go-plugin plugin, as go-plugin's test connection
-// wants.
-type inProcess struct {
-	plugin.NetRPCUnsupportedPlugin
-	server plugin.GRPCPlugin
-}
-
-type inProcessParts struct {
-	conn   *grpc.ClientConn
-	broker *plugin.GRPCBroker
-}
-
-func (p *inProcess) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
-	return p.server.GRPCServer(b, s)
-}
-
-func (p *inProcess) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &inProcessParts{conn: c, broker: b}, nil
 }
 
 // TestLogger returns an hclog.Logger at Info level that writes to t.Log and

@@ -1,11 +1,12 @@
 // Package outbox implements the batching send queue used on both ends of the
-// plugin protocol's Calls stream.
+// plugin call channel.
 //
-// gRPC streams allow one sender at a time. Instead of a mutex around Send,
-// producers Push frames onto an unbounded queue that never blocks them, and a
-// single writer goroutine (Run) sends whatever has piled up as one stream
-// message. Under load many frames share one message; an idle caller pays one
-// goroutine wake-up.
+// A socket takes one writer at a time. Instead of a mutex around each write,
+// producers Push frames onto a queue that never blocks them, and a single
+// writer goroutine (Run) writes whatever has piled up with one gathered
+// write. Under load many frames share one system call; an idle caller pays
+// one goroutine wake-up. The queue is bounded by its producers: the calls a
+// node lets run, and the replies to them.
 package outbox
 
 import "sync"

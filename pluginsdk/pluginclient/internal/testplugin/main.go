@@ -23,6 +23,7 @@ func main() {
 	var (
 		host    pluginsdk.Host
 		active  atomic.Int64 // running "sleep" handlers
+		ended   atomic.Value // how the last "sleep" ended: its ctx.Err(), or "slept"
 		logger  hclog.Logger
 		release = make(chan struct{}) // never closed: "block" waits forever
 	)
@@ -44,10 +45,17 @@ func main() {
 			defer active.Add(-1)
 			select {
 			case <-time.After(d):
+				ended.Store("slept")
 				return r.Args, nil
 			case <-ctx.Done():
+				ended.Store(ctx.Err().Error())
 				return nil, ctx.Err()
 			}
+		},
+		"ended": func(context.Context, *pluginsdk.Request) ([]byte, error) {
+			s := ended.Swap("")
+			text, _ := s.(string)
+			return []byte(text), nil
 		},
 		"active": func(context.Context, *pluginsdk.Request) ([]byte, error) {
 			return []byte(strconv.FormatInt(active.Load(), 10)), nil
