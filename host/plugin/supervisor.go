@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -211,21 +212,35 @@ func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 	for _, m := range removed {
 		s.remove(m)
 	}
-	var errs []error
 	names := make([]string, 0, len(want))
 	for name := range want {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		if err := s.apply(ctx, want[name]); err != nil {
-			errs = append(errs, err)
-		}
+	// The plugins start side by side: a start is mostly waiting for a
+	// process to exec and initialise, and a node with a hundred plugins
+	// should not take a hundred starts to come up. The bound keeps a large
+	// configuration from forking everything at once.
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, parallelStarts)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = s.apply(ctx, want[name])
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// apply brings one plugin to cfg. s.applyMu held.
+// parallelStarts bounds the plugins Apply starts at once.
+var parallelStarts = max(8, 4*runtime.GOMAXPROCS(0))
+
+// apply brings one plugin to cfg. s.applyMu held; Apply runs several at
+// once, each for another plugin.
 func (s *Supervisor) apply(ctx context.Context, cfg Config) error {
 	s.mu.Lock()
 	if s.closed {
