@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -99,9 +98,8 @@ func (d *Daemon) start() error {
 		return err
 	}
 	d.sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{
-		Node:      d.node,
-		SocketDir: socketDir(cfg.Node.DataDir),
-		Logger:    d.log.Named("plugins"),
+		Node:   d.node,
+		Logger: d.log.Named("plugins"),
 	})
 	if err != nil {
 		return err
@@ -139,17 +137,6 @@ func (d *Daemon) stop(ctx context.Context) error {
 		d.sup.Close()
 	}
 	return err
-}
-
-// socketDir picks the directory for the plugins' Unix sockets: inside the
-// data dir when its path is short enough for socket addresses, else a fresh
-// private directory under the system's temporary directory.
-func socketDir(dataDir string) string {
-	dir := filepath.Join(dataDir, "sockets")
-	if len(dir) <= 64 {
-		return dir
-	}
-	return ""
 }
 
 // Node returns the daemon's node.

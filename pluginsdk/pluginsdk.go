@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 
 	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
@@ -137,12 +136,8 @@ const DefaultMaxMessageSize = wire.DefaultMaxMessageSize
 const MaxMessageSizeLimit = 64 << 20
 
 // ProtocolVersion is the version of the PeerNet plugin protocol, negotiated
-// through go-plugin's handshake and reported by Describe.
+// through go-plugin's handshake and reported by describe.
 const ProtocolVersion = 2
-
-// PluginName is the name PeerNet's plugin interface has in go-plugin's
-// plugin set, on both sides.
-const PluginName = "peernet"
 
 // The go-plugin magic cookie. It only keeps a plugin binary from being run by
 // hand, or by another program, by mistake; it is not a secret.
@@ -150,15 +145,6 @@ const (
 	MagicCookieKey   = "PEERNET_PLUGIN"
 	MagicCookieValue = "8f2c61d7a4b94e0b9c5e3a17d06fb2e4c1a98d35e7b04f6a"
 )
-
-// Handshake returns the go-plugin handshake both sides must agree on.
-func Handshake() plugin.HandshakeConfig {
-	return plugin.HandshakeConfig{
-		ProtocolVersion:  ProtocolVersion,
-		MagicCookieKey:   MagicCookieKey,
-		MagicCookieValue: MagicCookieValue,
-	}
-}
 
 // LogLevelEnv is the environment variable through which the node tells a
 // plugin the level its default logger should log at ("debug", "info", …).

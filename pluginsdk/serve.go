@@ -2,15 +2,13 @@ package pluginsdk
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/peernet/peernet/pluginsdk/internal/channel"
 )
@@ -28,9 +26,9 @@ const shutdownGrace = 3 * time.Second
 // started by a node. Call it once, from main, before anything writes to
 // stdout.
 //
-// Calls travel on the call channel the node passes as descriptor 3; the
-// go-plugin handshake and gRPC server exist for go-plugin's process
-// management (stdio forwarding, shutdown), not for calls.
+// Serve prints go-plugin's handshake line on stdout and then serves the
+// call channel the node passes as descriptor 3 (docs/plugin-protocol.md);
+// there is no gRPC server and no socket on disk.
 func Serve(cfg Config) {
 	log := cfg.Logger
 	if log == nil {
@@ -51,76 +49,28 @@ func Serve(cfg Config) {
 		log.Error("invalid plugin configuration", "error", err)
 		os.Exit(1)
 	}
-	handshake := Handshake()
-	if os.Getenv(handshake.MagicCookieKey) != handshake.MagicCookieValue {
-		serveGoPlugin(log, nil) // explains that this is a plugin, and exits
+	if os.Getenv(MagicCookieKey) != MagicCookieValue {
+		fmt.Fprintf(os.Stderr, "This binary is a PeerNet plugin (%s). It is started by peernet-host, as\nconfigured in a plugin block of its configuration file, not run directly.\n", cfg.Name)
+		os.Exit(1)
 	}
 	conn, err := channel.Conn(os.NewFile(channel.FD, "peernet-channel"))
 	if err != nil {
 		log.Error("no call channel from the node", "error", err)
 		os.Exit(1)
 	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var (
-		mu    sync.Mutex
-		gs    *grpc.Server
-		ended bool
-	)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := srv.serve(ctx, conn); err != nil {
-			log.Debug("call channel ended", "error", err)
-		}
-		// The node is gone or done with this plugin: end go-plugin's
-		// server too, so that plugin.Serve returns.
-		mu.Lock()
-		ended = true
-		s := gs
-		mu.Unlock()
-		if s == nil {
-			os.Exit(0)
-		}
-		s.Stop()
-	}()
-	serveGoPlugin(log, func(opts []grpc.ServerOption) *grpc.Server {
-		mu.Lock()
-		defer mu.Unlock()
-		gs = grpc.NewServer(opts...)
-		if ended {
-			gs.Stop()
-		}
-		return gs
-	})
-	stop()
-	<-served
-}
-
-// serveGoPlugin runs go-plugin's side of the process: the handshake line,
-// stdio forwarding and the controller that lets the node stop the process.
-// With newServer nil it only checks that a node started the process.
-func serveGoPlugin(log hclog.Logger, newServer func([]grpc.ServerOption) *grpc.Server) {
-	if newServer == nil {
-		newServer = plugin.DefaultGRPCServer
+	if _, err := fmt.Fprintln(os.Stdout, HandshakeLine); err != nil {
+		log.Error("writing the handshake line", "error", err)
+		os.Exit(1)
 	}
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake(),
-		Plugins:         plugin.PluginSet{PluginName: goPlugin{}},
-		GRPCServer:      newServer,
-		Logger:          log,
-	})
+	if err := srv.serve(ctx, conn); err != nil {
+		log.Debug("call channel ended", "error", err)
+	}
 }
 
-// goPlugin is the go-plugin plugin of a PeerNet plugin: it serves nothing,
-// since calls travel on the call channel.
-type goPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-}
-
-func (goPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return nil }
-
-func (goPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
-	return goPlugin{}, nil
-}
+// HandshakeLine is the line a plugin prints on stdout once it is ready for
+// the node, in go-plugin's format: its core protocol version 1, this
+// protocol's version, and a network address that PeerNet does not use
+// (calls travel on the call channel), with go-plugin's protocol name.
+var HandshakeLine = fmt.Sprintf("1|%d|unix|-|grpc|", ProtocolVersion)

@@ -218,7 +218,7 @@ func newPluginRoutedSystem(b *pluginBinaries) (system, error) {
 	var sup *plugin.Supervisor
 	p, err := startNodePair(0, func(server *host.Node) error {
 		var err error
-		sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{Node: server, SocketDir: b.socketDir})
+		sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{Node: server})
 		if err != nil {
 			return err
 		}
@@ -257,10 +257,9 @@ func newPluginRoutedSystem(b *pluginBinaries) (system, error) {
 // does. sum may be empty to skip the checksum.
 func launchEcho(ctx context.Context, b *pluginBinaries, sum string) (*pluginclient.Client, error) {
 	return pluginclient.Launch(ctx, pluginclient.LaunchConfig{
-		Name:      "echo",
-		Path:      b.echo,
-		SHA256:    sum,
-		SocketDir: b.socketDir,
+		Name:   "echo",
+		Path:   b.echo,
+		SHA256: sum,
 	})
 }
 

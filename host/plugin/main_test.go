@@ -123,9 +123,8 @@ func config(name string, b binary, handles ...string) plugin.Config {
 func supervisor(t testing.TB, n *host.Node) *plugin.Supervisor {
 	t.Helper()
 	s, err := plugin.NewSupervisor(plugin.SupervisorConfig{
-		Node:      n,
-		SocketDir: plugintest.SocketDir(t),
-		Logger:    plugintest.TestLogger(t),
+		Node:   n,
+		Logger: plugintest.TestLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)

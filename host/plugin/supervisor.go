@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -82,11 +81,6 @@ type Status struct {
 type SupervisorConfig struct {
 	// Node serves the plugins' handles and their callbacks. Required.
 	Node *host.Node
-	// SocketDir holds go-plugin's Unix sockets, one 0700 subdirectory per
-	// plugin. It must be short (Unix socket paths are limited) and not
-	// readable by others. Empty: a fresh directory under the system's
-	// temporary directory, removed by Close.
-	SocketDir string
 	// Logger receives the supervisor's and the plugins' logs. Default: the
 	// null logger.
 	Logger hclog.Logger
@@ -98,8 +92,6 @@ type SupervisorConfig struct {
 type Supervisor struct {
 	node      *host.Node
 	log       hclog.Logger
-	socketDir string
-	ownDir    bool
 	startTO   time.Duration
 	callbacks *nodeHost
 	// pins holds the sealed copies the plugins run, one per digest, shared
@@ -129,7 +121,6 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 	s := &Supervisor{
 		node:      cfg.Node,
 		log:       cfg.Logger,
-		socketDir: cfg.SocketDir,
 		startTO:   cfg.StartTimeout,
 		plugins:   make(map[string]*managed),
 		handles:   make(map[string]string),
@@ -137,13 +128,6 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
-	}
-	if s.socketDir == "" {
-		dir, err := os.MkdirTemp("", "peernet-plugins-")
-		if err != nil {
-			return nil, fmt.Errorf("plugin: creating socket dir: %w", err)
-		}
-		s.socketDir, s.ownDir = dir, true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -463,9 +447,6 @@ func (s *Supervisor) Close() error {
 	wg.Wait()
 	s.cancel()
 	s.wg.Wait()
-	if s.ownDir {
-		os.RemoveAll(s.socketDir)
-	}
 	return nil
 }
 
@@ -523,7 +504,6 @@ func (s *Supervisor) launch(ctx context.Context, cfg Config, pin *pluginclient.P
 		Env:          cfg.Env,
 		SHA256:       cfg.SHA256,
 		Pinned:       pin,
-		SocketDir:    s.socketDir,
 		Logger:       s.log.Named(cfg.Name),
 		Host:         s.callbacks,
 		Config:       cfg.PluginConfig,

@@ -107,13 +107,12 @@ func BenchmarkPluginCall(b *testing.B) {
 
 	b.Run("start-to-first-call", func(b *testing.B) {
 		path, sum := plugintest.Build(b, echoPlugin)
-		dir := plugintest.SocketDir(b)
 		ctx := context.Background()
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
 		for range b.N {
 			t0 := time.Now()
-			c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{Name: "echo", Path: path, SHA256: sum, SocketDir: dir})
+			c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{Name: "echo", Path: path, SHA256: sum})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -139,7 +138,7 @@ func launchUnary(b *testing.B) *grpc.ClientConn {
 	b.Helper()
 	path, _ := plugintest.Build(b, unaryEchoPlugin)
 	gp := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  pluginsdk.Handshake(),
+		HandshakeConfig:  anchorHandshake,
 		Plugins:          plugin.PluginSet{"unaryecho": unaryPlugin{}},
 		Cmd:              exec.Command(path),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -168,4 +167,12 @@ func (unaryPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return n
 
 func (unaryPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
 	return c, nil
+}
+
+// anchorHandshake is the handshake of the anchor plugin, a plain go-plugin
+// gRPC plugin (internal/unaryecho).
+var anchorHandshake = plugin.HandshakeConfig{
+	ProtocolVersion:  pluginsdk.ProtocolVersion,
+	MagicCookieKey:   pluginsdk.MagicCookieKey,
+	MagicCookieValue: pluginsdk.MagicCookieValue,
 }

@@ -46,11 +46,10 @@ func launch(t testing.TB, edit func(*pluginclient.LaunchConfig)) *pluginclient.C
 	t.Helper()
 	path, sum := plugintest.Build(t, testPlugin)
 	cfg := pluginclient.LaunchConfig{
-		Name:      "testplugin",
-		Path:      path,
-		SHA256:    sum,
-		SocketDir: plugintest.SocketDir(t),
-		Logger:    plugintest.TestLogger(t),
+		Name:   "testplugin",
+		Path:   path,
+		SHA256: sum,
+		Logger: plugintest.TestLogger(t),
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -150,10 +149,6 @@ func TestLaunch(t *testing.T) {
 func TestLaunchErrors(t *testing.T) {
 	path, sum := plugintest.Build(t, testPlugin)
 	wrong := strings.Repeat("ab", 32)
-	worldDir := t.TempDir()
-	if err := os.Chmod(worldDir, 0o777); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name    string
 		edit    func(*pluginclient.LaunchConfig)
@@ -168,13 +163,11 @@ func TestLaunchErrors(t *testing.T) {
 		{name: "missing binary", edit: func(c *pluginclient.LaunchConfig) { c.Path = filepath.Join(t.TempDir(), "nope") }, wantIs: os.ErrNotExist},
 		{name: "not a plugin", edit: func(c *pluginclient.LaunchConfig) { c.Path = "/bin/true"; c.SHA256 = "" }, wantMsg: []string{"starting plugin"}},
 		{name: "configure fails", edit: func(c *pluginclient.LaunchConfig) { c.Config = []byte("fail") }, wantMsg: []string{"configuration rejected"}},
-		{name: "socket dir world-writable", edit: func(c *pluginclient.LaunchConfig) { c.SocketDir = worldDir }, wantMsg: []string{"writable by group or others"}},
-		{name: "socket dir too long", edit: func(c *pluginclient.LaunchConfig) { c.SocketDir = "/tmp/" + strings.Repeat("d", 70) }, wantMsg: []string{"too long", "limit 64"}},
 		{name: "max message size", edit: func(c *pluginclient.LaunchConfig) { c.MaxMessageSize = pluginsdk.MaxMessageSizeLimit + 1 }, wantMsg: []string{"MaxMessageSize"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := pluginclient.LaunchConfig{Name: "testplugin", Path: path, SHA256: sum, SocketDir: plugintest.SocketDir(t), Logger: plugintest.TestLogger(t)}
+			cfg := pluginclient.LaunchConfig{Name: "testplugin", Path: path, SHA256: sum, Logger: plugintest.TestLogger(t)}
 			tt.edit(&cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -204,32 +197,28 @@ func TestLaunchErrors(t *testing.T) {
 	}
 }
 
-func TestSocketDir(t *testing.T) {
-	dir := filepath.Join(plugintest.SocketDir(t), "sockets")
-	c := launch(t, func(cfg *pluginclient.LaunchConfig) { cfg.SocketDir = dir })
-	fi, err := os.Stat(dir)
-	if err != nil || fi.Mode().Perm() != 0o700 {
-		t.Fatalf("socket dir: %v, %v", fi.Mode(), err)
+// TestOnlyTheChannel checks that a plugin has no socket but its end of the
+// call channel (inherited as descriptor 3, which the SDK's net.Conn holds
+// as a copy): nothing on disk another process could connect to, and no
+// certificate in its environment.
+func TestOnlyTheChannel(t *testing.T) {
+	c := launch(t, nil)
+	if env := mustCall(t, c, "env", ""); strings.Contains(env, "PLUGIN_CLIENT_CERT") {
+		t.Fatalf("the plugin was given an AutoMTLS certificate:\n%s", env)
 	}
-	var sockets []string
-	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode()&os.ModeSocket != 0 {
-			sockets = append(sockets, p)
-		}
-		return nil
-	})
-	if len(sockets) == 0 {
-		t.Fatalf("no sockets under %s", dir)
-	}
-	mustCall(t, c, "echo", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Stop(ctx); err != nil {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", c.Pid()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 0 {
-		t.Fatalf("socket dir not cleaned up: %v", entries)
+	var sockets []string
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", c.Pid(), fd.Name()))
+		if err == nil && strings.HasPrefix(target, "socket:") {
+			sockets = append(sockets, fd.Name()+" -> "+target)
+		}
+	}
+	if len(sockets) != 1 {
+		t.Fatalf("plugin's sockets: %q, want the channel alone", sockets)
 	}
 }
 
@@ -618,12 +607,7 @@ func TestPdeathsig(t *testing.T) {
 func runHost(path string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "pn")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{Name: "testplugin", Path: path, SocketDir: dir})
+	c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{Name: "testplugin", Path: path})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

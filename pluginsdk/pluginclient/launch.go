@@ -3,29 +3,22 @@ package pluginclient
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
-	"google.golang.org/grpc"
 
 	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/internal/channel"
 )
 
-const (
-	// DefaultStartTimeout bounds a launch when LaunchConfig.StartTimeout is 0.
-	DefaultStartTimeout = 10 * time.Second
-	// maxSocketDirLen keeps go-plugin's socket paths (the directory, a
-	// per-plugin subdirectory and the socket's name, about 38 bytes more)
-	// under the 108-byte limit of a Unix socket address.
-	maxSocketDirLen = 64
-)
+// DefaultStartTimeout bounds a launch when LaunchConfig.StartTimeout is 0.
+const DefaultStartTimeout = 10 * time.Second
 
 // LaunchConfig configures Launch. Launch does not modify it.
 type LaunchConfig struct {
@@ -58,11 +51,6 @@ type LaunchConfig struct {
 	// Path itself, checking SHA256, and releases the copy once the process
 	// has started.
 	Pinned *Pinned
-	// SocketDir holds the Unix sockets of the plugin and its broker, each
-	// plugin in its own 0700 subdirectory. It is created with mode 0700 if
-	// missing, and must not be writable by group or others, nor longer than
-	// 64 bytes. Empty means the system's temporary directory.
-	SocketDir string
 	// Logger receives the client's logs, the plugin's log entries (re-logged
 	// at their level) and anything it prints, tagged with Name. nil discards
 	// them all.
@@ -86,33 +74,38 @@ type launched struct {
 	proc *process
 }
 
-// goPlugin is the host half of go-plugin's plugin: go-plugin starts and
-// stops the process; calls travel on the call channel.
-type goPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-}
+// exitGrace is how long a plugin whose channel has closed gets to exit by
+// itself before its process group is killed.
+const exitGrace = 2 * time.Second
 
-func (goPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error { return nil }
-
-func (goPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
-	return goPlugin{}, nil
-}
-
-// stop ends the process and waits for everything go-plugin started. forced
-// kills the process group first instead of asking the plugin to exit.
+// stop ends the process: unless forced, the plugin gets exitGrace to exit
+// by itself (it does once its channel has closed); then its whole process
+// group is killed. stop returns once the process is reaped and go-plugin
+// has read the last of its output.
 func (l *launched) stop(forced bool) {
-	if forced {
-		_ = l.proc.Kill(context.Background())
+	if !forced {
+		t := time.NewTimer(exitGrace)
+		select {
+		case <-l.proc.exited:
+		case <-t.C:
+			l.proc.log.Warn("plugin did not exit after its channel closed; killing it", "plugin", l.proc.name, "grace", exitGrace)
+		}
+		t.Stop()
 	}
-	l.gp.Kill() // asks the plugin to exit, kills it after 2 s, reaps it
 	_ = l.proc.Kill(context.Background())
+	<-l.proc.waited
+	// go-plugin's last goroutine is past the Wait that closed waited and
+	// marks the client exited next.
+	for !l.gp.Exited() {
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 // Launch starts the plugin at cfg.Path and returns it ready for calls: it
 // pins the executable (or uses cfg.Pinned), starts the pinned copy through
-// go-plugin (gRPC only, plaintext, Unix sockets in a 0700 directory under
-// cfg.SocketDir, no inherited environment), then Describes and Configures
-// it and opens the call stream. It blocks until then or until
+// go-plugin with one end of a new call channel as its descriptor 3 and no
+// inherited environment, waits for go-plugin's handshake line, then asks
+// the plugin to describe itself and configures it over the channel. It blocks until then or until
 // cfg.StartTimeout or ctx's deadline; a cancellation of ctx is noticed once
 // the process has started.
 //
@@ -155,11 +148,6 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	} else if cfg.SHA256 != "" && !pin.matches(cfg.SHA256) {
 		return nil, fmt.Errorf("pluginclient: plugin %q (%s): %w: pinned copy has sha256 %s, configured %s", cfg.Name, cfg.Path, ErrChecksum, pin.SHA256(), cfg.SHA256)
 	}
-	socketDir, err := prepareSocketDir(cfg.SocketDir)
-	if err != nil {
-		return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
-	}
-
 	hostEnd, pluginEnd, err := channel.Pair()
 	if err != nil {
 		return nil, fmt.Errorf("pluginclient: plugin %q: %w", cfg.Name, err)
@@ -172,42 +160,47 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	l := &launched{}
 	named := log.Named(cfg.Name)
 	l.gp = plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: pluginsdk.Handshake(),
-		Plugins:         plugin.PluginSet{pluginsdk.PluginName: goPlugin{}},
+		HandshakeConfig: handshake,
+		Plugins:         plugin.PluginSet{},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
-			p, err := newProcess(cfg, pin, pluginEnd, cmd.Env, log)
+			p, err := newProcess(cfg, pin, pluginEnd, cmd.Env, named)
 			l.proc = p
 			return p, err
 		},
+		// go-plugin starts the process and reads its handshake line; it
+		// never connects to the plugin, so there is no gRPC, no AutoMTLS
+		// and no socket: calls travel on the channel.
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		// No AutoMTLS: its certificates would travel in the plugin's
-		// environment, which this uid can read anyway, and the socket sits
-		// in a 0700 directory only this uid can enter. Plaintext gRPC also
-		// saves each side a P-521 key at every start.
-		AutoMTLS:         false,
 		SkipHostEnv:      true,
-		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: socketDir},
 		StartTimeout:     timeout,
-		Logger:           log,
-		SyncStdout:       &lineLogger{log: named, stream: "stdout"},
-		SyncStderr:       &lineLogger{log: named, stream: "stderr"},
+		// The plugin's stderr goes to lineLogger, which re-logs its JSON
+		// log entries at their level; go-plugin's own logger would log
+		// every line a second time.
+		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
+		Stderr: &lineLogger{log: named, stream: "stderr"},
 	})
 	c, err := l.open(ctx, conn, pluginEnd, ocfg)
 	if err != nil {
-		if l.proc != nil {
-			_ = l.proc.Kill(context.Background())
+		if l.proc != nil && l.proc.pid != 0 {
+			l.stop(true)
 		}
-		l.gp.Kill()
 		return nil, err
 	}
 	return c, nil
+}
+
+// handshake is go-plugin's handshake with PeerNet's plugins.
+var handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  pluginsdk.ProtocolVersion,
+	MagicCookieKey:   pluginsdk.MagicCookieKey,
+	MagicCookieValue: pluginsdk.MagicCookieValue,
 }
 
 func (l *launched) open(ctx context.Context, conn net.Conn, pluginEnd *os.File, cfg OpenConfig) (*Client, error) {
 	// Start the process and read its handshake line. The plugin holds its
 	// end of the channel from then on; ours must go, so that the plugin's
 	// exit ends the channel.
-	_, err := l.gp.Client()
+	_, err := l.gp.Start()
 	pluginEnd.Close()
 	if err != nil {
 		conn.Close()
@@ -236,31 +229,4 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-func prepareSocketDir(dir string) (string, error) {
-	if dir == "" {
-		return "", nil
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("socket directory: %w", err)
-	}
-	if len(dir) > maxSocketDirLen {
-		return "", fmt.Errorf("socket directory %s is too long for Unix socket paths (%d bytes, limit %d)", dir, len(dir), maxSocketDirLen)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("creating socket directory: %w", err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return "", fmt.Errorf("socket directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("socket directory %s is not a directory", dir)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return "", fmt.Errorf("socket directory %s is writable by group or others (mode %o); use a private directory", dir, fi.Mode().Perm())
-	}
-	return dir, nil
 }

@@ -5,14 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -102,13 +98,12 @@ func launchPinned(t *testing.T, path string, pin *pluginclient.Pinned, sum strin
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{
-		Name:      "echo",
-		Path:      path,
-		SHA256:    sum,
-		Pinned:    pin,
-		Env:       env,
-		SocketDir: plugintest.SocketDir(t),
-		Logger:    plugintest.TestLogger(t),
+		Name:   "echo",
+		Path:   path,
+		SHA256: sum,
+		Pinned: pin,
+		Env:    env,
+		Logger: plugintest.TestLogger(t),
 	})
 	if err == nil {
 		t.Cleanup(func() { stopNowT(c) })
@@ -308,152 +303,4 @@ func listedFDs(t *testing.T, path string) map[string]string {
 		fds[f[len(f)-1]] = target
 	}
 	return fds
-}
-
-// dialEnv makes TestDialHelper dial the Unix socket at its value.
-const dialEnv = "PLUGINCLIENT_TEST_DIAL"
-
-// TestDialHelper is not a test: run by TestSocketOtherUID as another user,
-// it dials a Unix socket and prints the outcome.
-func TestDialHelper(t *testing.T) {
-	path := os.Getenv(dialEnv)
-	if path == "" {
-		t.Skip("helper process for TestSocketOtherUID")
-	}
-	c, err := net.Dial("unix", path)
-	switch {
-	case err == nil:
-		c.Close()
-		fmt.Println("dial: connected")
-	case errors.Is(err, syscall.EACCES):
-		fmt.Println("dial: permission denied")
-	default:
-		fmt.Println("dial:", err)
-	}
-}
-
-// TestSocketOtherUID checks that the plugin's gRPC sockets, now without
-// AutoMTLS, are out of reach of other users: a process running as nobody
-// gets "permission denied" dialling each, while it can dial a socket that
-// is open to it.
-func TestSocketOtherUID(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root, to run a process as another user")
-	}
-	const nobody = 65534
-	socketDir := plugintest.SocketDir(t)
-	path, sum := plugintest.Build(t, testPlugin)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{Name: "testplugin", Path: path, SHA256: sum, SocketDir: socketDir, Logger: plugintest.TestLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopNowT(c)
-	// Plaintext: no certificate was handed to the plugin, and it serves.
-	env := mustCall(t, c, "env", "")
-	if strings.Contains(env, "PLUGIN_CLIENT_CERT") {
-		t.Fatalf("the plugin was given an AutoMTLS certificate:\n%s", env)
-	}
-
-	var sockets []string
-	err = filepath.WalkDir(socketDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type()&fs.ModeSocket != 0 {
-			sockets = append(sockets, p)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sockets) == 0 {
-		t.Fatalf("no socket under %s", socketDir)
-	}
-
-	// The helper must be executable by nobody: a copy of this test binary
-	// in a directory anyone may enter.
-	pub, err := os.MkdirTemp("", "pnuid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(pub)
-	if err := os.Chmod(pub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	helper := filepath.Join(pub, "helper")
-	if err := copyExecutable(helper); err != nil {
-		t.Fatal(err)
-	}
-	dialAs := func(path string) string {
-		cmd := exec.Command(helper, "-test.run=^TestDialHelper$")
-		cmd.Dir = pub
-		cmd.Env = []string{dialEnv + "=" + path}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("helper as nobody: %v\n%s", err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if r, ok := strings.CutPrefix(line, "dial: "); ok {
-				return r
-			}
-		}
-		t.Fatalf("helper printed no outcome:\n%s", out)
-		return ""
-	}
-
-	// Control: a socket open to everyone, which nobody can dial.
-	open := filepath.Join(pub, "open.sock")
-	l, err := net.Listen("unix", open)
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepting := make(chan struct{})
-	defer func() {
-		l.Close()
-		<-accepting
-	}()
-	if err := os.Chmod(open, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(accepting)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	if got := dialAs(open); got != "connected" {
-		t.Fatalf("nobody dialling an open socket: %s, want connected", got)
-	}
-
-	for _, s := range sockets {
-		if got := dialAs(s); got != "permission denied" {
-			t.Errorf("nobody dialling the plugin's socket %s: %s, want permission denied", s, got)
-		}
-	}
-}
-
-func copyExecutable(dst string) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	in, err := os.Open(self)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

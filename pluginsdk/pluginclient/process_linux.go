@@ -38,6 +38,7 @@ type process struct {
 	log    hclog.Logger
 
 	pid    int           // set before Start returns
+	exited chan struct{} // closed once the child has exited, before it is reaped
 	reap   chan struct{} // closed by Wait: reap the child now
 	waited chan struct{} // closed once the child is reaped
 	// waitErr is how the child ended; read it after waited is closed.
@@ -81,12 +82,15 @@ func newProcess(cfg LaunchConfig, pin *Pinned, channelEnd *os.File, pluginEnv []
 		return nil, err
 	}
 	return &process{
-		name:   cfg.Name,
-		path:   cfg.Path,
-		cmd:    cmd,
-		stdout: stdout,
+		name: cfg.Name,
+		path: cfg.Path,
+		cmd:  cmd,
+		// go-plugin reads stdout for the handshake line and discards the
+		// rest; the rest is the plugin's output, for the log.
+		stdout: readCloser{io.TeeReader(stdout, &afterFirstLine{w: &lineLogger{log: log, stream: "stdout"}}), stdout},
 		stderr: stderr,
 		log:    log,
+		exited: make(chan struct{}),
 		reap:   make(chan struct{}),
 		waited: make(chan struct{}),
 	}, nil
@@ -110,6 +114,7 @@ func (p *process) run(started chan<- error) {
 	defer runtime.UnlockOSThread()
 	if err := p.cmd.Start(); err != nil {
 		p.waitErr = err
+		close(p.exited)
 		close(p.waited)
 		started <- err
 		return
@@ -130,6 +135,7 @@ func (p *process) run(started chan<- error) {
 	p.dead = true
 	_ = unix.Kill(-p.pid, unix.SIGKILL) // whatever the plugin left behind
 	p.mu.Unlock()
+	close(p.exited)
 
 	// go-plugin calls Wait once it has read all output; exec.Cmd.Wait closes
 	// the pipes, so it must not run earlier.

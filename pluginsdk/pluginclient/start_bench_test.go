@@ -39,7 +39,7 @@ import (
 func BenchmarkStartToFirstReply(b *testing.B) {
 	echoPath, echoSum := plugintest.Build(b, echoPlugin)
 	anchorPath, _ := plugintest.Build(b, unaryEchoPlugin)
-	dir := plugintest.SocketDir(b)
+	dir := plugintest.SocketDir(b) // the anchor's gRPC socket
 	payload := bytes.Repeat([]byte("x"), 64)
 	ctx := context.Background()
 
@@ -52,7 +52,7 @@ func BenchmarkStartToFirstReply(b *testing.B) {
 
 	launch := func(pin *pluginclient.Pinned) func() (func(), error) {
 		return func() (func(), error) {
-			c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{Name: "echo", Path: echoPath, SHA256: echoSum, Pinned: pin, SocketDir: dir})
+			c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{Name: "echo", Path: echoPath, SHA256: echoSum, Pinned: pin})
 			if err != nil {
 				return nil, err
 			}
@@ -66,7 +66,7 @@ func BenchmarkStartToFirstReply(b *testing.B) {
 	anchor := func(mtls bool) func() (func(), error) {
 		return func() (func(), error) {
 			gp := plugin.NewClient(&plugin.ClientConfig{
-				HandshakeConfig:  pluginsdk.Handshake(),
+				HandshakeConfig:  anchorHandshake,
 				Plugins:          plugin.PluginSet{"unaryecho": unaryPlugin{}},
 				Cmd:              exec.Command(anchorPath),
 				AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},

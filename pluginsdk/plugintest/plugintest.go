@@ -112,8 +112,8 @@ func Start(t testing.TB, cfg pluginsdk.Config, opts Options) *Plugin {
 	return &Plugin{client: c}
 }
 
-// StartProcess launches the plugin binary at path through pluginclient.Launch,
-// with sockets in a fresh temporary directory, and returns it ready. The test
+// StartProcess launches the plugin binary at path through pluginclient.Launch
+// and returns it ready. The test
 // fails at once if that does not work. The process is stopped by t.Cleanup.
 func StartProcess(t testing.TB, path string, opts Options) *Plugin {
 	t.Helper()
@@ -128,7 +128,6 @@ func StartProcess(t testing.TB, path string, opts Options) *Plugin {
 		Path:           path,
 		Env:            opts.Env,
 		SHA256:         opts.SHA256,
-		SocketDir:      SocketDir(t),
 		Logger:         log,
 		Host:           opts.Host,
 		Config:         opts.Config,

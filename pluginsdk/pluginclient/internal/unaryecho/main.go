@@ -18,7 +18,7 @@ const Method = "/peernet.bench.UnaryEcho/Echo"
 
 func main() {
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: pluginsdk.Handshake(),
+		HandshakeConfig: plugin.HandshakeConfig{ProtocolVersion: pluginsdk.ProtocolVersion, MagicCookieKey: pluginsdk.MagicCookieKey, MagicCookieValue: pluginsdk.MagicCookieValue},
 		Plugins:         plugin.PluginSet{"unaryecho": echoPlugin{}},
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
