@@ -65,6 +65,11 @@ func Start(ctx context.Context, cfg *config.File, log hclog.Logger) (*Daemon, er
 		d.stop(stopNow)
 		return nil, err
 	}
+	// The plugins' handles answer "unavailable" until each plugin is up;
+	// peers are served from now on, while the plugins start.
+	if err := d.sup.Declare(cfg.Plugins); err == nil {
+		d.node.Ready()
+	}
 	pluginErr := d.sup.Apply(ctx, cfg.Plugins)
 	d.node.Ready()
 	d.ready.Store(true)
@@ -87,8 +92,8 @@ func (d *Daemon) start() error {
 		hc.Observer = metrics
 	}
 	// Declared peers are trusted before discovery starts, and requests
-	// wait for the plugins: a peer that reconnects at once to a restarted
-	// node gets "unavailable: node is starting", not "no such handle".
+	// wait until the plugins' handles are declared: a peer that reconnects
+	// at once to a restarted node gets "unavailable", not "no such handle".
 	for _, p := range cfg.Peers {
 		hc.Peers = append(hc.Peers, host.Peer{ID: p.ID, Label: p.Label, Addr: p.Address})
 	}

@@ -151,23 +151,9 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 // change still applies. A configuration that does not validate changes
 // nothing.
 func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
-	want := make(map[string]Config, len(cfgs))
-	owner := map[string]string{}
-	for _, c := range cfgs {
-		c, err := c.withDefaults()
-		if err != nil {
-			return err
-		}
-		if _, dup := want[c.Name]; dup {
-			return fmt.Errorf("plugin %s: configured twice", c.Name)
-		}
-		for _, h := range c.Handles {
-			if other, dup := owner[h.Name]; dup {
-				return fmt.Errorf("plugin: handle %q is exposed by both %s and %s", h.Name, other, c.Name)
-			}
-			owner[h.Name] = c.Name
-		}
-		want[c.Name] = c
+	want, err := validate(cfgs)
+	if err != nil {
+		return err
 	}
 
 	s.applyMu.Lock()
@@ -220,6 +206,66 @@ func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 	return errors.Join(errs...)
 }
 
+// validate checks cfgs as a whole and returns them by name, with defaults.
+func validate(cfgs []Config) (map[string]Config, error) {
+	want := make(map[string]Config, len(cfgs))
+	owner := map[string]string{}
+	for _, c := range cfgs {
+		c, err := c.withDefaults()
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := want[c.Name]; dup {
+			return nil, fmt.Errorf("plugin %s: configured twice", c.Name)
+		}
+		for _, h := range c.Handles {
+			if other, dup := owner[h.Name]; dup {
+				return nil, fmt.Errorf("plugin: handle %q is exposed by both %s and %s", h.Name, other, c.Name)
+			}
+			owner[h.Name] = c.Name
+		}
+		want[c.Name] = c
+	}
+	return want, nil
+}
+
+// Declare exposes the handles of the plugins in cfgs that the supervisor
+// does not run yet, before their processes start: until Apply has started
+// them they answer "unavailable" (the plugin is starting) rather than "no
+// such handle". A node that holds requests until its plugins are up
+// (host.Config.HoldRequests) can call Ready after Declare, and serve the
+// plugins that are up while the others still start. Declare validates cfgs
+// as Apply does and changes nothing else; Apply must follow with the same
+// configurations. A plugin whose start then fails for good has its
+// declared handles closed again.
+func (s *Supervisor) Declare(cfgs []Config) error {
+	want, err := validate(cfgs)
+	if err != nil {
+		return err
+	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	for _, c := range want {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return host.ErrClosed
+		}
+		if s.plugins[c.Name] != nil {
+			s.mu.Unlock()
+			continue
+		}
+		m := s.newManaged(c)
+		m.declared = true
+		s.plugins[c.Name] = m
+		s.mu.Unlock()
+		if err := s.expose(m, nil, c.Handles); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // parallelStarts bounds the plugins Apply starts at once.
 var parallelStarts = max(8, 4*runtime.GOMAXPROCS(0))
 
@@ -240,11 +286,19 @@ func (s *Supervisor) apply(ctx context.Context, cfg Config) error {
 	s.mu.Unlock()
 
 	m.mu.Lock()
-	old, state, g := m.cfg, m.state, m.gen
+	old, state, g, declared := m.cfg, m.state, m.gen, m.declared
+	m.declared = false
 	m.mu.Unlock()
 	var before []Handle
 	if !fresh {
 		before = old.Handles
+	}
+	if declared { // exposed by Declare; the process is still to start
+		exposeNow, err := m.applyGeneration(ctx, cfg)
+		if exposeNow {
+			return errors.Join(err, s.expose(m, before, cfg.Handles))
+		}
+		return errors.Join(err, s.expose(m, before, nil))
 	}
 	if !fresh && state != StateFailed && sameProcess(old, cfg) {
 		// Running, or waiting out a restart's backoff: the process (or the
@@ -475,6 +529,7 @@ type managed struct {
 	restartSeq int         // identifies the pending restart; older ones give up
 	lastErr    error
 	version    string
+	declared   bool // exposed by Declare, not yet started by Apply
 }
 
 func (s *Supervisor) newManaged(cfg Config) *managed {
