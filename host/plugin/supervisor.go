@@ -86,7 +86,7 @@ type Status struct {
 	// Apply clears it, a restart after a crash does not.
 	LastError string `json:"last_error,omitempty"`
 	Path      string `json:"path"`
-	SHA256     string   `json:"sha256"`
+	SHA256    string `json:"sha256"`
 }
 
 // SupervisorConfig configures a Supervisor.
