@@ -61,19 +61,7 @@ func testLogFile(t *testing.T, bins *binaries) {
 	var stderr syncBuffer
 	cmd := exec.Command(bins.host, "run", "-config", n.cfg, "-log-file", logPath)
 	cmd.Env, cmd.Stdout, cmd.Stderr = hostEnv(), &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var runErr error // set before exited closes
-	go func() {
-		runErr = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	exited, runErr := startProcess(t, cmd)
 	logHas := func(path, what string) func() bool {
 		return func() bool {
 			b, err := os.ReadFile(path)
@@ -104,8 +92,8 @@ func testLogFile(t *testing.T, bins *binaries) {
 	}
 	select {
 	case <-exited:
-		if runErr != nil {
-			t.Errorf("run -log-file exited with %v", runErr)
+		if err := runErr(); err != nil {
+			t.Errorf("run -log-file exited with %v", err)
 		}
 	case <-time.After(grace + 10*time.Second):
 		t.Fatal("run -log-file did not exit after SIGTERM")
@@ -176,6 +164,27 @@ func testInit(t *testing.T, bins *binaries) {
 	wantCode(t, "init -listen nope", doInit("-config", filepath.Join(dir, "d", "x.hcl"), "-listen", "nope"), exitUsage, "Invalid listen address")
 	wantCode(t, "init named after a directory that is no node name", doInit("-config", filepath.Join(dir, "my node", "peernet.hcl")),
 		exitUsage, "Invalid node name", "-name")
+}
+
+// startProcess starts cmd, which is killed at cleanup if it still runs. It
+// returns a channel closed once cmd has exited, and a function that
+// returns how it exited, once it has.
+func startProcess(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}, waitErr func() error) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var err error // set before done closes
+	go func() {
+		err = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	return done, func() error { <-done; return err }
 }
 
 // runOK runs peernet-host with args, which must succeed, and returns its

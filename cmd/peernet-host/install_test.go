@@ -211,19 +211,7 @@ func firstRun(t *testing.T, clone, bin, file string, skip int) {
 	var log syncBuffer
 	run := exec.Command("sh", "-c", "exec "+runLine)
 	run.Dir, run.Env, run.Stdout, run.Stderr = dir, env, &log, &log
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var runErr error // set before exited closes
-	go func() {
-		runErr = run.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		run.Process.Kill()
-		<-exited
-	})
+	exited, runErr := startProcess(t, run)
 	cli := func(line string) (string, error) {
 		c := exec.Command("sh", "-c", line)
 		c.Dir, c.Env = dir, env
@@ -251,8 +239,8 @@ func firstRun(t *testing.T, clone, bin, file string, skip int) {
 	}
 	select {
 	case <-exited:
-		if runErr != nil {
-			t.Errorf("%s: %s exited with %v after SIGTERM\n%s", file, runLine, runErr, log.String())
+		if err := runErr(); err != nil {
+			t.Errorf("%s: %s exited with %v after SIGTERM\n%s", file, runLine, err, log.String())
 		}
 	case <-time.After(grace + 10*time.Second):
 		t.Errorf("%s: %s did not exit after SIGTERM", file, runLine)
