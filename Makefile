@@ -10,11 +10,14 @@ demo:
 	GO="$(GO)" $(GO) run ./examples/demo
 
 # What CI runs (.ci/run): formatting, go.mod tidiness, vet, staticcheck,
-# then every test with the race detector. Every tool is pinned in go.mod
-# (staticcheck as a "tool" requirement), so after "go mod download" this
-# needs nothing beyond the module cache.
+# then every test with the race detector: go test -race -count=1 ./...,
+# through testing/testprogress, which prints a line per package as it
+# finishes, the output of failed tests, and what is still running when
+# nothing has finished for a while. Every tool is pinned in go.mod
+# (staticcheck as a "tool" requirement) or lives in this module, so after
+# "go mod download" this needs nothing beyond the module cache.
 test: lint
-	$(GO) test -race -count=1 ./...
+	GO="$(GO)" $(GO) run ./testing/testprogress -race -count=1 ./...
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

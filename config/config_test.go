@@ -376,7 +376,7 @@ func TestStarter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src := Starter(tt.name)
+			src := Starter(tt.name, "", false)
 			f, err := Parse(src, filepath.Join(t.TempDir(), "peernet.hcl"))
 			if tt.wantErr {
 				var de *DiagError
@@ -388,10 +388,36 @@ func TestStarter(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(Starter(%q)): %v\n%s", tt.name, err, src)
 			}
-			if f.Node.Name != tt.name || !f.Discovery.MDNS || len(f.Peers) != 0 || len(f.Plugins) != 0 {
+			if f.Node.Name != tt.name || f.Node.Listen != StarterListen || f.Discovery.MDNS || len(f.Peers) != 0 || len(f.Plugins) != 0 {
 				t.Errorf("Starter(%q) parsed to %+v", tt.name, f)
 			}
 		})
+	}
+}
+
+// TestStarterSettings checks that init's -listen and -mdns reach the
+// parsed file, and that the default is this machine only with mDNS off.
+func TestStarterSettings(t *testing.T) {
+	for _, tt := range []struct {
+		listen, want string
+		mdns         bool
+	}{
+		{"", "127.0.0.1:4040", false},
+		{":4040", ":4040", true},
+		{"[::1]:5000", "[::1]:5000", false},
+	} {
+		f, err := Parse(Starter("alpha", tt.listen, tt.mdns), filepath.Join(t.TempDir(), "peernet.hcl"))
+		if err != nil {
+			t.Fatalf("Starter(alpha, %q, %v): %v", tt.listen, tt.mdns, err)
+		}
+		if f.Node.Listen != tt.want || f.Discovery.MDNS != tt.mdns || filepath.Base(f.Node.DataDir) != "data" {
+			t.Errorf("Starter(alpha, %q, %v) parsed to listen %q, mdns %v, data dir %s", tt.listen, tt.mdns, f.Node.Listen, f.Discovery.MDNS, f.Node.DataDir)
+		}
+	}
+	_, err := Parse(Starter("alpha", "nope", false), filepath.Join(t.TempDir(), "peernet.hcl"))
+	var de *DiagError
+	if !errors.As(err, &de) || de.Diagnostics[0].Summary != "Invalid listen address" {
+		t.Errorf("Starter with listen \"nope\": %v; want an invalid listen address", err)
 	}
 }
 
@@ -409,7 +435,7 @@ func TestStarterExamples(t *testing.T) {
 	}
 	var out []string
 	uncommented := 0
-	for _, line := range strings.Split(string(Starter("alpha")), "\n") {
+	for _, line := range strings.Split(string(Starter("alpha", ":4040", true)), "\n") {
 		rest, ok := strings.CutPrefix(line, "# ")
 		if ok && (strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "}") ||
 			strings.HasPrefix(rest, "peer ") || strings.HasPrefix(rest, "plugin ") || strings.HasPrefix(rest, "telemetry ")) {

@@ -22,7 +22,7 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(src)
 	}
-	f.Add(Starter("alpha"))
+	f.Add(Starter("alpha", "", true))
 	f.Add([]byte(`node { name = "a" data_dir = "d" }`))
 	f.Add([]byte("plugin \"p\" {\n  config = { a = [1, { b = null }] }\n  handle \"h\" { allow = [\"x\"] }\n}\n"))
 

@@ -5,14 +5,28 @@ import (
 	"strings"
 )
 
+// Settings of the starter file that "peernet-host init" writes.
+const (
+	// StarterListen is the starter's listen address: this machine only,
+	// until the operator chooses to accept peers from elsewhere.
+	StarterListen = "127.0.0.1:4040"
+	// StarterDataDir is the starter's data_dir, relative to the file.
+	StarterDataDir = "./data"
+)
+
 // Starter returns a commented starter configuration for a node called name,
-// as "peernet-host init" writes it: the node block with its data in ./data
-// next to the file, mDNS discovery on, and an example peer, plugin and
-// metrics endpoint commented out. Parse accepts it as is when name is a valid
-// node name (letters, digits, '-', '_', '.'); any other name is quoted
-// safely and reported by Parse. The caller owns the returned slice.
-func Starter(name string) []byte {
-	return fmt.Appendf(nil, starterTemplate, hclQuote(name))
+// as "peernet-host init" writes it: the node block listening on listen
+// (StarterListen when empty) with its data in StarterDataDir next to the
+// file, mDNS discovery on only if mdns is set, and an example peer, plugin
+// and metrics endpoint commented out. Parse accepts it as is when name is a
+// valid node name (letters, digits, '-', '_', '.') and listen a valid
+// address; anything else is quoted safely and reported by Parse. The
+// caller owns the returned slice.
+func Starter(name, listen string, mdns bool) []byte {
+	if listen == "" {
+		listen = StarterListen
+	}
+	return fmt.Appendf(nil, starterTemplate, hclQuote(name), hclQuote(StarterDataDir), hclQuote(listen), mdns)
 }
 
 const starterTemplate = `# PeerNet node configuration, written by "peernet-host init".
@@ -23,22 +37,23 @@ node {
   # The node's name in logs: letters, digits, '-', '_' and '.'.
   name = %s
 
-  # Holds the identity key (created on first start), the trust list and
-  # the lock file.
-  data_dir = "./data"
+  # Holds the identity key, the trust list and the lock file. Each node
+  # needs a data dir of its own.
+  data_dir = %s
 
   # Where peers connect. Only peers on the trust list get past the
-  # handshake. Use "127.0.0.1:4040" to accept this machine only.
-  listen = ":4040"
+  # handshake. "127.0.0.1:4040" accepts this machine only; use ":4040"
+  # (every interface) or this machine's address to accept other hosts.
+  listen = %s
 
   log_level  = "info" # trace, debug, info, warn or error
   log_format = "text" # text or json
 }
 
-# Announce this node on the local network, and learn the addresses of
-# trusted peers that announce themselves.
+# mDNS: announce this node on the local network, and learn the addresses
+# of trusted peers that announce themselves. Set true to turn it on.
 discovery {
-  mdns = true
+  mdns = %t
 }
 
 # A peer this node trusts. Run "peernet-host id" on it for its ID.

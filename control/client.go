@@ -77,6 +77,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// Not net/http's "Post URL: ..." form: the request is an
+			// implementation detail, the deadline is the event. (A dial
+			// cut short by it is not a node that is not running.)
+			return fmt.Errorf("control: no answer from the node: %w", cerr)
+		}
 		if errors.Is(err, ErrNotRunning) {
 			return fmt.Errorf("%w (control socket %s does not answer)", ErrNotRunning, c.path)
 		}
@@ -112,9 +118,16 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	return p, c.do(ctx, http.MethodGet, PathPeers, nil, nil, &p)
 }
 
-// Trust adds id with label to the trust list.
+// Trust adds id with label to the trust list. A peer already trusted
+// under another label is refused (an *Error with CodeConflict); Relabel
+// changes a label.
 func (c *Client) Trust(ctx context.Context, id, label string) error {
 	return c.do(ctx, http.MethodPost, PathTrust, nil, TrustRequest{ID: id, Label: label}, nil)
+}
+
+// Relabel gives a trusted peer (label or ID) a new label.
+func (c *Client) Relabel(ctx context.Context, peer, label string) error {
+	return c.do(ctx, http.MethodPost, PathTrust, nil, TrustRequest{ID: peer, Label: label, Relabel: true}, nil)
 }
 
 // Untrust removes a peer (label or ID) from the trust list.
@@ -134,15 +147,28 @@ func (c *Client) Disconnect(ctx context.Context, peer string) error {
 	return c.do(ctx, http.MethodPost, PathDisconnect, nil, DisconnectRequest{Peer: peer}, nil)
 }
 
-// Call calls a handle on a peer and returns the result.
+// Call calls a handle on a peer and returns the result. A call that fails
+// is an *Error whose Status names the outcome (see CallError), including
+// when ctx ends before the node answers.
 func (c *Client) Call(ctx context.Context, req CallRequest) ([]byte, error) {
 	var r CallResponse
-	return r.Result, c.do(ctx, http.MethodPost, PathCall, nil, req, &r)
+	err := c.do(ctx, http.MethodPost, PathCall, nil, req, &r)
+	return r.Result, callOutcome(ctx, "call", req, err)
 }
 
-// Send sends to a handle on a peer.
+// Send sends to a handle on a peer. Errors are as for Call.
 func (c *Client) Send(ctx context.Context, req CallRequest) error {
-	return c.do(ctx, http.MethodPost, PathSend, nil, req, nil)
+	return callOutcome(ctx, "send", req, c.do(ctx, http.MethodPost, PathSend, nil, req, nil))
+}
+
+// callOutcome turns the end of ctx before the node answered into the
+// Error the node gives for the same event.
+func callOutcome(ctx context.Context, verb string, req CallRequest, err error) error {
+	var e *Error
+	if err != nil && ctx.Err() != nil && !errors.As(err, &e) {
+		return CallError(verb, req, ctx.Err())
+	}
+	return err
 }
 
 // Plugins returns the plugins' status.

@@ -62,7 +62,7 @@ type PluginStatus struct {
 	Name    string `json:"name"`
 	Version string `json:"version"` // as the plugin described itself
 	// State is the supervisor's name for the plugin's state: starting,
-	// running, restarting, failed or stopped.
+	// running, restarting, failed, revoked or stopped.
 	State      string   `json:"state"`
 	Generation int      `json:"generation"` // 1 for the first process, +1 per restart or swap
 	Pid        int      `json:"pid"`        // 0 when no process runs
@@ -89,10 +89,17 @@ type Peer struct {
 	PeerMaxMessageSize int    `json:"peer_max_message_size,omitempty"`
 }
 
-// TrustRequest adds a peer to the trust list.
+// TrustRequest adds a peer to the trust list, or relabels one.
+//
+// Without Relabel, ID must be a PeerID, and a peer that is already trusted
+// under another label, or a label that already names another peer, is
+// refused with CodeConflict: a silent relabel would break every command
+// and allow list that uses the old label. With Relabel, ID names a trusted
+// peer by label or PeerID and Label replaces its label.
 type TrustRequest struct {
-	ID    string `json:"id"`
-	Label string `json:"label"`
+	ID      string `json:"id"`
+	Label   string `json:"label"`
+	Relabel bool   `json:"relabel,omitempty"`
 }
 
 // ConnectRequest dials a peer, named by label or PeerID.
@@ -142,7 +149,12 @@ type ReloadResponse struct {
 // one to pick the code itself; the Server gives any other error the code
 // that fits it.
 type Error struct {
-	Code    string `json:"code"`
+	Code string `json:"code"`
+	// Status is the outcome of a call or send that failed, as rpc.Status
+	// names it ("deadline_exceeded", "no_such_handle", ...); empty for
+	// other failures, and for a call refused before it was made (an
+	// unknown peer, a malformed request).
+	Status  string `json:"status,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -154,10 +166,14 @@ const (
 	CodeUnknownPeer      = "unknown_peer"      // no trusted peer by that label or ID
 	CodeNotConnected     = "not_connected"     // no live connection to the peer
 	CodeAlreadyConnected = "already_connected" // connect: connected at another address; nothing changed
+	CodeConflict         = "conflict"          // trust: the peer or the label is already taken; nothing changed
 	CodeInvalidConfig    = "invalid_config"    // reload: the file has errors; nothing changed
 	CodeRemote           = "remote"            // the peer answered with a failure status
 	CodeTimeout          = "timeout"           // the deadline passed
 	CodeFailed           = "failed"            // anything else
+	// CodeNotRunning is the client's own: no node answers on the control
+	// socket (ErrNotRunning). No node sends it.
+	CodeNotRunning = "not_running"
 )
 
 // Duration is a time.Duration that reads and writes as text ("1.5s").

@@ -18,6 +18,7 @@ import (
 
 	"github.com/peernet/peernet/config"
 	"github.com/peernet/peernet/host"
+	"github.com/peernet/peernet/rpc"
 	"github.com/peernet/peernet/trust"
 )
 
@@ -227,6 +228,7 @@ var httpStatus = map[string]int{
 	CodeUnknownPeer:      http.StatusNotFound,
 	CodeNotConnected:     http.StatusConflict,
 	CodeAlreadyConnected: http.StatusConflict,
+	CodeConflict:         http.StatusConflict,
 	CodeInvalidConfig:    http.StatusUnprocessableEntity,
 	CodeRemote:           http.StatusBadGateway,
 	CodeTimeout:          http.StatusGatewayTimeout,
@@ -284,11 +286,41 @@ func (s *Server) trust(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
+	if req.Relabel {
+		id, err := s.resolve(req.ID)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := s.trusted(id); !ok {
+			return nil, &Error{Code: CodeUnknownPeer, Message: fmt.Sprintf("%s is not trusted; trust add it instead", id)}
+		}
+		return done, s.backend.Trust(id, req.Label)
+	}
 	id, err := trust.ParsePeerID(req.ID)
 	if err != nil {
 		return nil, err
 	}
+	if label, ok := s.trusted(id); ok && label != req.Label {
+		return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf(
+			"%s is already trusted as %q; nothing changed. To relabel it: peernet-host trust relabel %s %s", id, label, id, req.Label)}
+	}
+	for _, p := range s.backend.Peers() {
+		if p.Label == req.Label && p.ID != id {
+			return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf(
+				"the label %q already names %s; nothing changed. Pick another label, or relabel that peer first", req.Label, p.ID)}
+		}
+	}
 	return done, s.backend.Trust(id, req.Label)
+}
+
+// trusted returns the label of id and whether it is trusted.
+func (s *Server) trusted(id trust.PeerID) (string, bool) {
+	for _, p := range s.backend.Peers() {
+		if p.ID == id {
+			return p.Label, true
+		}
+	}
+	return "", false
 }
 
 func (s *Server) untrust(r *http.Request) (any, error) {
@@ -349,7 +381,7 @@ func (s *Server) call(r *http.Request) (any, error) {
 	defer cancel()
 	res, err := s.backend.Call(ctx, id, req.Handle, req.Args)
 	if err != nil {
-		return nil, err
+		return nil, CallError("call", req, err)
 	}
 	return CallResponse{Result: res}, nil
 }
@@ -360,7 +392,34 @@ func (s *Server) send(r *http.Request) (any, error) {
 		return nil, err
 	}
 	defer cancel()
-	return done, s.backend.Send(ctx, id, req.Handle, req.Args)
+	if err := s.backend.Send(ctx, id, req.Handle, req.Args); err != nil {
+		return nil, CallError("send", req, err)
+	}
+	return done, nil
+}
+
+// CallError is the Error for a call or send (verb) of req that failed with
+// err, one of host.Node.Call's outcomes. Its Status is the outcome's name
+// and its Message reads "call HANDLE on PEER: STATUS", then ": " and the
+// text that came with it, if any, with PEER as the request named it. A
+// passed deadline and a cancellation carry no text: however the deadline
+// was noticed (before sending, while waiting, or by the peer), the event
+// reads the same. The client builds the same Error when its own deadline
+// passes first.
+func CallError(verb string, req CallRequest, err error) *Error {
+	code := errorOf(err).Code
+	st, msg := rpc.Split(err)
+	if st == rpc.StatusDeadlineExceeded || st == rpc.StatusCanceled {
+		msg = ""
+	}
+	if st == rpc.StatusDeadlineExceeded {
+		code = CodeTimeout // also when the peer noticed it
+	}
+	text := fmt.Sprintf("%s %s on %s: %s", verb, req.Handle, req.Peer, st)
+	if msg != "" {
+		text += ": " + msg
+	}
+	return &Error{Code: code, Status: st.String(), Message: text}
 }
 
 func (s *Server) reload(r *http.Request) (any, error) {

@@ -247,7 +247,7 @@ func TestErrors(t *testing.T) {
 			control.CodeNotConnected, "not_connected", true},
 		{"bad handle", host.ErrBadHandle, func(c *control.Client) error { return c.Send(ctx, control.CallRequest{Peer: "beta"}) },
 			control.CodeBadRequest, "bad_request", true},
-		{"other", errors.New("disk on fire"), func(c *control.Client) error { return c.Trust(ctx, beta.String(), "b") },
+		{"other", errors.New("disk on fire"), func(c *control.Client) error { return c.Trust(ctx, beta.String(), "beta") },
 			control.CodeFailed, "disk on fire", true},
 		{"revoke of an unknown plugin", errors.New("no plugin nope"), func(c *control.Client) error { return c.Revoke(ctx, "nope", "") },
 			control.CodeBadRequest, "no plugin nope", true},

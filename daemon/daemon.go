@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,11 +172,16 @@ func (d *Daemon) Reload(ctx context.Context) (*ReloadSummary, error) {
 	if cfg.Telemetry != d.cfg.Telemetry {
 		sum.RestartNeeded = append(sum.RestartNeeded, "telemetry block changed; restart to apply it")
 	}
+	// What the plugins change is measured against what runs, not against
+	// the file last read: a failed swap, a failed plugin or a revoke
+	// leaves the two apart.
+	if sum.Plugins, err = d.sup.Changes(cfg.Plugins); err != nil {
+		return nil, err
+	}
 	if err := d.applyPeers(d.cfg.Peers, cfg.Peers); err != nil {
 		return nil, err
 	}
 	sum.Peers = peerChanges(d.cfg.Peers, cfg.Peers)
-	sum.Plugins = pluginChanges(d.cfg.Plugins, cfg.Plugins)
 	err = d.sup.Apply(ctx, cfg.Plugins)
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "peers", sum.Peers, "plugins", sum.Plugins, "restart_needed", sum.RestartNeeded)
@@ -187,7 +191,7 @@ func (d *Daemon) Reload(ctx context.Context) (*ReloadSummary, error) {
 // ReloadSummary says what a reload changed.
 type ReloadSummary struct {
 	Peers         []string `json:"peers"`          // e.g. "+beta", "-gamma", "~beta (address)"
-	Plugins       []string `json:"plugins"`        // e.g. "+kv", "-old", "~echo"
+	Plugins       []string `json:"plugins"`        // e.g. "+kv", "-old", "~echo (binary)"; see plugin.Supervisor.Changes
 	RestartNeeded []string `json:"restart_needed"` // settings that take a restart
 }
 
@@ -235,30 +239,6 @@ func peerChanges(before, after []config.Peer) []string {
 	}
 	for _, p := range old {
 		out = append(out, "-"+p.Label)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// pluginChanges names what a reload changes in the plugins: "+name" and
-// "-name" for added and removed plugins, "~name (what)" for changed ones,
-// with what from plugin.Config.Diff.
-func pluginChanges(before, after []plugin.Config) []string {
-	old := map[string]plugin.Config{}
-	for _, p := range before {
-		old[p.Name] = p
-	}
-	var out []string
-	for _, p := range after {
-		if o, ok := old[p.Name]; !ok {
-			out = append(out, "+"+p.Name)
-		} else if d := o.Diff(p); len(d) > 0 {
-			out = append(out, "~"+p.Name+" ("+strings.Join(d, "; ")+")")
-		}
-		delete(old, p.Name)
-	}
-	for name := range old {
-		out = append(out, "-"+name)
 	}
 	sort.Strings(out)
 	return out

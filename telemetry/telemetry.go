@@ -129,7 +129,7 @@ var (
 	restartsDesc = prometheus.NewDesc("peernet_plugin_restarts_total", "Restarts of each plugin after crashes.", []string{"plugin"}, nil)
 	genDesc      = prometheus.NewDesc("peernet_plugin_generation", "Each plugin's current generation (1 + restarts + swaps).", []string{"plugin"}, nil)
 	pluginInDesc = prometheus.NewDesc("peernet_plugin_inflight_calls", "Calls and sends in flight in each plugin's serving generation.", []string{"plugin"}, nil)
-	pluginStates = []plugin.State{plugin.StateStarting, plugin.StateRunning, plugin.StateRestarting, plugin.StateFailed, plugin.StateStopped}
+	pluginStates = []plugin.State{plugin.StateStarting, plugin.StateRunning, plugin.StateRestarting, plugin.StateFailed, plugin.StateRevoked, plugin.StateStopped}
 )
 
 // nodeCollector reads gauges from the node and supervisor at scrape time,

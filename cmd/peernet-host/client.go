@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/peernet/peernet/control"
+	"github.com/peernet/peernet/rpc"
 )
 
 // requestTimeout bounds control requests other than calls.
@@ -69,14 +71,15 @@ func printPeers(env *cmdEnv, ps []control.Peer) error {
 
 func trustCmd(env *cmdEnv, args []string) error {
 	if len(args) == 0 {
-		return usagef("trust needs add, remove or list")
+		return usagef("trust needs add, relabel, remove or list")
 	}
 	switch {
 	case args[0] == "add" && len(args) == 3:
+	case args[0] == "relabel" && len(args) == 3:
 	case args[0] == "remove" && len(args) == 2:
 	case args[0] == "list" && len(args) == 1:
 	default:
-		return usagef("usage: trust add PEERID LABEL | trust remove PEER | trust list")
+		return usagef("usage: trust add PEERID LABEL | trust relabel PEER LABEL | trust remove PEER | trust list")
 	}
 	return env.request(requestTimeout, func(ctx context.Context, c *control.Client) error {
 		switch args[0] {
@@ -85,6 +88,11 @@ func trustCmd(env *cmdEnv, args []string) error {
 				return err
 			}
 			fmt.Fprintf(env.stdout, "trusted %s as %q\n", args[1], args[2])
+		case "relabel":
+			if err := c.Relabel(ctx, args[1], args[2]); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "relabelled %s as %q\n", args[1], args[2])
 		case "remove":
 			if err := c.Untrust(ctx, args[1]); err != nil {
 				return err
@@ -147,26 +155,48 @@ func callArgs(env *cmdEnv, args []string) (control.CallRequest, error) {
 	return req, nil
 }
 
+// callResult is what "call -json" prints for a call that succeeded.
+type callResult struct {
+	Status string `json:"status"` // "ok"
+	// Text is the result when it is valid UTF-8, for scripts that expect
+	// text; Base64 is the result whatever it is.
+	Text   *string `json:"text,omitempty"`
+	Base64 []byte  `json:"base64"`
+}
+
 func call(env *cmdEnv, args []string) error {
 	req, err := callArgs(env, args)
 	if err != nil {
 		return err
 	}
-	// The node applies the call's own timeout; this only guards the socket.
-	return env.request(-1, func(ctx context.Context, c *control.Client) error {
-		res, err := c.Call(ctx, req)
-		if err != nil {
-			return err
+	c, err := env.client()
+	if err != nil {
+		return err
+	}
+	// The node applies the call's own timeout and answers when it passes;
+	// this deadline only guards against a node that does not answer.
+	ctx, cancel := context.WithCancel(context.Background())
+	if env.timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), env.timeout+requestTimeout)
+	}
+	defer cancel()
+	res, err := c.Call(ctx, req)
+	if err != nil {
+		return err
+	}
+	if env.json {
+		out := callResult{Status: rpc.StatusOK.String(), Base64: res}
+		if utf8.Valid(res) {
+			text := string(res)
+			out.Text = &text
 		}
-		if env.json {
-			return env.printJSON(control.CallResponse{Result: res})
-		}
-		env.stdout.Write(res)
-		if len(res) > 0 && res[len(res)-1] != '\n' {
-			fmt.Fprintln(env.stdout)
-		}
-		return nil
-	})
+		return env.printJSON(out)
+	}
+	env.stdout.Write(res)
+	if len(res) > 0 && res[len(res)-1] != '\n' {
+		fmt.Fprintln(env.stdout)
+	}
+	return nil
 }
 
 func send(env *cmdEnv, args []string) error {

@@ -64,7 +64,7 @@ func completionCases(cmds map[string]*command, names []string) []completionCase 
 	}
 	for _, name := range names {
 		cmd, ok := cmds[name]
-		if !ok || name == "completion" {
+		if !ok || name == "completion" || name == "help" {
 			continue
 		}
 		var keywords []string
@@ -110,7 +110,7 @@ func commandFlags(name string, cmd *command) *flag.FlagSet {
 }
 
 func writeBashCompletion(w io.Writer, cmds map[string]*command) error {
-	names := []string{"help"}
+	names := make([]string, 0, len(cmds))
 	for n := range cmds {
 		names = append(names, n)
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peernet/peernet/config"
 	"github.com/peernet/peernet/control"
 	"github.com/peernet/peernet/host/plugin"
 	"github.com/peernet/peernet/testing/poll"
@@ -44,6 +46,156 @@ func TestEndToEnd(t *testing.T) {
 	bins := buildBinaries(t)
 	t.Run("operator", func(t *testing.T) { testOperator(t, bins) })
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, bins) })
+	t.Run("init", func(t *testing.T) { testInit(t, bins) })
+	t.Run("log file", func(t *testing.T) { testLogFile(t, bins) })
+}
+
+// testLogFile runs a node with -log-file: the log goes to the file, not to
+// standard error, and SIGHUP reopens it after it was moved away, as
+// logrotate does. Its plugin's binary does not have the configured
+// digest, and the log says one thing about what happens next.
+func testLogFile(t *testing.T, bins *binaries) {
+	n := newNode(t, bins, t.TempDir(), "logger")
+	n.write(t, nodeBlock("logger")+pluginBlock("echo", bins.echo, bins.kvSum, `handle "echo" {}`))
+	logPath := filepath.Join(n.dir, "logger.log")
+	var stderr syncBuffer
+	cmd := exec.Command(bins.host, "run", "-config", n.cfg, "-log-file", logPath)
+	cmd.Env, cmd.Stdout, cmd.Stderr = hostEnv(), &stderr, &stderr
+	exited, runErr := startProcess(t, cmd)
+	logHas := func(path, what string) func() bool {
+		return func() bool {
+			b, err := os.ReadFile(path)
+			return err == nil && strings.Contains(string(b), what)
+		}
+	}
+	poll.Until(t, "the log file to say the node runs", pollTimeout, logHas(logPath, "peernet-host running"))
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "checksum mismatch") ||
+		!strings.Contains(string(b), "apply a corrected configuration") || strings.Contains(string(b), "keeps trying") {
+		t.Errorf("the log of a plugin whose digest does not match:\n%s\nwant the mismatch and one word on what next: apply a corrected configuration", b)
+	}
+	if p := n.plugins(t)["echo"]; p.State != string(plugin.StateFailed) || !strings.Contains(p.LastError, "checksum mismatch") {
+		t.Errorf("plugins shows echo as %+v; want failed with the checksum mismatch", p)
+	}
+	if fi, err := os.Stat(logPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("log file: %v, %v; want mode 0600", fi.Mode(), err)
+	}
+	rotated := logPath + ".1"
+	if err := os.Rename(logPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "the reopened log file to report the reload", pollTimeout, logHas(logPath, "configuration reloaded"))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if err := runErr(); err != nil {
+			t.Errorf("run -log-file exited with %v", err)
+		}
+	case <-time.After(grace + 10*time.Second):
+		t.Fatal("run -log-file did not exit after SIGTERM")
+	}
+	if !logHas(logPath, "peernet-host stopped")() || logHas(rotated, "configuration reloaded")() {
+		t.Error("the log went on in the moved file after SIGHUP")
+	}
+	if stderr.String() != "" {
+		t.Errorf("run -log-file wrote to standard error:\n%s", stderr.String())
+	}
+}
+
+// testInit checks init's starter file and its refusal to give a second
+// configuration the identity of a node that already has one.
+func testInit(t *testing.T, bins *binaries) {
+	dir := t.TempDir()
+	doInit := func(args ...string) result {
+		t.Helper()
+		r, err := runCLI(bins.host, "", append([]string{"init"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	load := func(path string) *config.File {
+		t.Helper()
+		f, err := config.Load(path)
+		if err != nil {
+			t.Fatalf("the file init wrote: %v", err)
+		}
+		return f
+	}
+
+	// The default file name says nothing about the node: it is named
+	// after its directory, which init creates. The starter accepts this
+	// machine only and announces nothing.
+	alpha := filepath.Join(dir, "alpha", "peernet.hcl")
+	r := doInit("-config", alpha)
+	if r.code != exitOK || !strings.Contains(r.stdout, `node "alpha" is pn1`) || !strings.Contains(r.stdout, "listening on 127.0.0.1:4040, mDNS off") {
+		t.Fatalf("init -config alpha/peernet.hcl: %v", r)
+	}
+	if f := load(alpha); f.Node.Name != "alpha" || f.Node.Listen != "127.0.0.1:4040" || f.Discovery.MDNS {
+		t.Errorf("init wrote name %q, listen %q, mdns %v; want alpha, 127.0.0.1:4040, false", f.Node.Name, f.Node.Listen, f.Discovery.MDNS)
+	}
+	alphaID := runOK(t, bins, "id", "-config", alpha)
+
+	// A second configuration next to it would share its data dir, and so
+	// be the same node: refused, and nothing is written, unless told.
+	beta := filepath.Join(dir, "alpha", "beta.hcl")
+	wantCode(t, "init of a second node in the same data dir", doInit("-config", beta), exitFailed,
+		"already holds the identity of node "+strings.TrimSpace(alphaID), "-keep-identity")
+	if _, err := os.Stat(beta); !os.IsNotExist(err) {
+		t.Errorf("the refused init wrote %s: %v", beta, err)
+	}
+	wantCode(t, "init -force of the same file", doInit("-force", "-config", alpha), exitFailed, "already holds the identity")
+	if r := doInit("-keep-identity", "-config", beta); r.code != exitOK || !strings.Contains(r.stdout, `node "beta" is `+strings.TrimSpace(alphaID)) {
+		t.Errorf("init -keep-identity: %v; want node beta with alpha's identity", r)
+	}
+
+	// -listen and -mdns, given after -config as anywhere else.
+	gamma := filepath.Join(dir, "gamma.hcl")
+	if r := doInit("-config", gamma, "-listen", ":4041", "-mdns"); r.code != exitOK {
+		t.Fatalf("init -listen :4041 -mdns: %v", r)
+	}
+	if f := load(gamma); f.Node.Name != "gamma" || f.Node.Listen != ":4041" || !f.Discovery.MDNS {
+		t.Errorf("init -listen :4041 -mdns wrote name %q, listen %q, mdns %v", f.Node.Name, f.Node.Listen, f.Discovery.MDNS)
+	}
+	wantCode(t, "init -listen nope", doInit("-config", filepath.Join(dir, "d", "x.hcl"), "-listen", "nope"), exitUsage, "Invalid listen address")
+	wantCode(t, "init named after a directory that is no node name", doInit("-config", filepath.Join(dir, "my node", "peernet.hcl")),
+		exitUsage, "Invalid node name", "-name")
+}
+
+// startProcess starts cmd, which is killed at cleanup if it still runs. It
+// returns a channel closed once cmd has exited, and a function that
+// returns how it exited, once it has.
+func startProcess(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}, waitErr func() error) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var err error // set before done closes
+	go func() {
+		err = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	return done, func() error { <-done; return err }
+}
+
+// runOK runs peernet-host with args, which must succeed, and returns its
+// standard output.
+func runOK(t *testing.T, bins *binaries, args ...string) string {
+	t.Helper()
+	r, err := runCLI(bins.host, "", args...)
+	if err != nil || r.code != exitOK {
+		t.Fatalf("peernet-host %s: %v %v", strings.Join(args, " "), err, r)
+	}
+	return r.stdout
 }
 
 // binaries are the programs the test runs, built into a temporary
@@ -517,7 +669,26 @@ func testOperator(t *testing.T, bins *binaries) {
 		t.Errorf("revoke printed %q", out)
 	}
 	wantCode(t, "call to a revoked handle", beta.cli(t, "call", "alpha", "sleep", "1ms"), exitFailed, "no_such_handle")
-	alpha.must(t, "reload")
+	if out := alpha.must(t, "reload"); out != "reloaded: peers unchanged; plugins ~echo (+handle sleep)\n" {
+		t.Errorf("reload after revoking a handle printed %q", out)
+	}
+	beta.must(t, "call", "alpha", "sleep", "1ms")
+
+	// A revoked plugin is listed as revoked; the reload that brings it
+	// back says so, and the one after it reports nothing.
+	alpha.must(t, "revoke", "echo")
+	if p := alpha.plugins(t)["echo"]; p.State != string(plugin.StateRevoked) || p.Pid != 0 {
+		t.Errorf("echo after revoke: %+v; want listed as revoked, with no process", p)
+	}
+	if out := alpha.must(t, "plugins"); !strings.Contains(out, "revoked") {
+		t.Errorf("plugins after revoke printed %q", out)
+	}
+	if out := alpha.must(t, "reload"); out != "reloaded: peers unchanged; plugins +echo (restored: it was revoked)\n" {
+		t.Errorf("reload after revoking the plugin printed %q", out)
+	}
+	if out := alpha.must(t, "reload"); out != "reloaded: peers unchanged; plugins unchanged\n" {
+		t.Errorf("reload of an unchanged file printed %q", out)
+	}
 	beta.must(t, "call", "alpha", "sleep", "1ms")
 
 	// SIGTERM to the called node with calls in flight: each finishes, and
@@ -591,7 +762,7 @@ func slowCalls(t *testing.T, caller, callee *node) func(when string) {
 }
 
 func testBadInput(t *testing.T, bins *binaries) {
-	alphaCfg := nodeBlock("alpha") + pluginBlock("echo", bins.echo, bins.echoSum, `handle "echo" {}`)
+	alphaCfg := nodeBlock("alpha") + pluginBlock("echo", bins.echo, bins.echoSum, `handle "echo" {}`, `handle "sleep" {}`)
 	alpha, beta, gamma := pair(t, bins, func(n *node) string { return alphaCfg })
 	strangerID := strings.TrimSpace(gamma.must(t, "id"))
 
@@ -703,8 +874,81 @@ func testBadInput(t *testing.T, bins *binaries) {
 			}
 			wantCode(t, fmt.Sprintf("peernet-host %q", args), r, exitUsage)
 		}
-		// A flag after the arguments gets a hint.
-		wantCode(t, "flag after arguments", beta.cli(t, "trust", "add", strangerID, "x", "-json"), exitUsage, "flags go before the arguments")
+	})
+
+	// Flags go before or after the arguments, as docs/operating.md
+	// shows them; after "--" everything is an argument.
+	t.Run("flags after arguments", func(t *testing.T) {
+		for _, args := range [][]string{{"trust", "list", "-json"}, {"trust", "-json", "list"}, {"peers", "-json"}} {
+			r, err := runCLI(bins.host, "", append(args, "-config", beta.cfg)...)
+			var ps []control.Peer
+			if err != nil || r.code != exitOK || json.Unmarshal([]byte(r.stdout), &ps) != nil || len(ps) != 1 || ps[0].Label != "alpha" {
+				t.Errorf("peernet-host %s -config FILE: %v %v", strings.Join(args, " "), err, r)
+			}
+		}
+		if out := beta.must(t, "call", "alpha", "echo", "--", "-json"); out != "-json\n" {
+			t.Errorf("call alpha echo -- -json printed %q", out)
+		}
+	})
+
+	t.Run("trust add of a trusted peer", func(t *testing.T) {
+		alphaID := alpha.status(t).ID
+		wantCode(t, "trust add under a new label", beta.cli(t, "trust", "add", alphaID, "a2"), exitFailed,
+			`already trusted as "alpha"`, "peernet-host trust relabel "+alphaID+" a2")
+		wantCode(t, "trust add of a label in use", beta.cli(t, "trust", "add", strangerID, "alpha"), exitFailed,
+			`the label "alpha" already names `+alphaID)
+		if ps := beta.peers(t); len(ps) != 1 || ps["alpha"].ID != alphaID {
+			t.Errorf("refused trust adds changed the trust list: %+v", ps)
+		}
+		beta.must(t, "trust", "add", alphaID, "alpha") // the same again: nothing to refuse
+		if out := beta.must(t, "trust", "relabel", "alpha", "a2"); !strings.Contains(out, `relabelled alpha as "a2"`) {
+			t.Errorf("trust relabel printed %q", out)
+		}
+		beta.must(t, "call", "a2", "echo", "by the new label")
+		beta.must(t, "trust", "relabel", alphaID, "alpha")
+		beta.must(t, "call", "alpha", "echo", "by the old label again")
+	})
+
+	t.Run("call outcomes", func(t *testing.T) {
+		// One message per outcome, in the status names of the docs,
+		// whichever part of the path noticed the deadline first.
+		const deadline = "peernet-host call: call sleep on alpha: deadline_exceeded\n"
+		for _, c := range []struct{ timeout, sleep string }{{"1ms", "2s"}, {"1ms", "2s"}, {"1ms", "2s"}, {"300ms", "5s"}} {
+			r := beta.cli(t, "call", "-timeout", c.timeout, "alpha", "sleep", c.sleep)
+			if r.code != exitFailed || r.stderr != deadline || r.stdout != "" {
+				t.Errorf("call -timeout %s of sleep %s: %v\nwant exit %d and %q", c.timeout, c.sleep, r, exitFailed, deadline)
+			}
+		}
+		var ok struct {
+			Status string  `json:"status"`
+			Text   *string `json:"text"`
+			Base64 []byte  `json:"base64"`
+		}
+		beta.mustJSON(t, &ok, "call", "alpha", "echo", "hi")
+		if ok.Status != "ok" || ok.Text == nil || *ok.Text != "hi" || string(ok.Base64) != "hi" {
+			t.Errorf("call -json of echo hi: %+v", ok)
+		}
+		ok.Text = nil
+		if r := beta.cliIn(t, "\xff\xfe", "call", "-json", "alpha", "echo", "-"); r.code != exitOK ||
+			json.Unmarshal([]byte(r.stdout), &ok) != nil || ok.Text != nil || string(ok.Base64) != "\xff\xfe" {
+			t.Errorf("call -json of bytes that are not UTF-8: %v; want base64 only", r)
+		}
+		for _, c := range []struct {
+			args         []string
+			code         int
+			status, kind string
+		}{
+			{[]string{"alpha", "nope"}, exitFailed, "no_such_handle", control.CodeRemote},
+			{[]string{"-timeout", "1ms", "alpha", "sleep", "2s"}, exitFailed, "deadline_exceeded", control.CodeTimeout},
+			{[]string{"nobody", "echo"}, exitFailed, "", control.CodeUnknownPeer},
+		} {
+			r := beta.cli(t, append([]string{"call", "-json"}, c.args...)...)
+			var out struct{ Error control.Error }
+			if r.code != c.code || r.stderr != "" || json.Unmarshal([]byte(r.stdout), &out) != nil ||
+				out.Error.Status != c.status || out.Error.Code != c.kind || out.Error.Message == "" {
+				t.Errorf("call -json %s: %v; want exit %d and a JSON error with status %q and code %q", strings.Join(c.args, " "), r, c.code, c.status, c.kind)
+			}
+		}
 	})
 
 	t.Run("help", func(t *testing.T) {
@@ -720,12 +964,44 @@ func testBadInput(t *testing.T, bins *binaries) {
 			}
 			wantCode(t, name+" -h", r, exitOK, "usage: peernet-host "+name, "-config")
 		}
-		for _, h := range []string{"help", "-h", "--help"} {
+		for _, h := range []string{"-h", "--help"} {
 			r, err := runCLI(bins.host, "", h)
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantCode(t, h, r, exitOK, "Exit codes")
+		}
+		// help prints to standard output: the list, itself in it, and
+		// each command's own help.
+		r, err := runCLI(bins.host, "", "help")
+		if err != nil || r.code != exitOK || !strings.Contains(r.stdout, "Exit codes") {
+			t.Errorf("help: %v %v", err, r)
+		}
+		for _, name := range names {
+			if !regexp.MustCompile(`(?m)^  ` + name + ` +\S`).MatchString(r.stdout) {
+				t.Errorf("help does not list %s:\n%s", name, r.stdout)
+			}
+			h, err := runCLI(bins.host, "", "help", name)
+			if err != nil || h.code != exitOK || !strings.HasPrefix(h.stdout, "usage: peernet-host "+name) || !strings.Contains(h.stdout, "-config") {
+				t.Errorf("help %s: %v %v", name, err, h)
+			}
+		}
+		if h, err := runCLI(bins.host, "", "help", "init"); err != nil || !strings.Contains(h.stdout, "-listen") || !strings.Contains(h.stdout, "-mdns") {
+			t.Errorf("help init: %v %v", err, h)
+		}
+		if h, err := runCLI(bins.host, "", "help", "bogus"); err != nil || h.code != exitUsage {
+			t.Errorf("help bogus: %v %v", err, h)
+		}
+	})
+
+	t.Run("no configuration file", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "none.hcl")
+		for _, cmd := range []string{"status", "run", "id"} {
+			r, err := runCLI(bins.host, "", cmd, "-config", missing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantCode(t, cmd+" without a file", r, exitBadConfig, missing+" not found", "-config FILE", "$PEERNET_CONFIG", "peernet-host init")
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -16,15 +17,33 @@ import (
 type cmdEnv struct {
 	name           string
 	configPath     string
+	configSet      bool // -config was given
 	json           bool
 	timeout        time.Duration
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	commands       map[string]*command // the command table, for completion
 
+	// run's flags
+	logFile string
+
 	// init's flags
-	initName  string
-	initForce bool
+	initName   string
+	initListen string
+	initMDNS   bool
+	initForce  bool
+	initKeep   bool
+}
+
+// configOrigin says where the configuration file's path came from.
+func (e *cmdEnv) configOrigin() string {
+	switch {
+	case e.configSet:
+		return "given with -config"
+	case os.Getenv("PEERNET_CONFIG") != "":
+		return "named by $PEERNET_CONFIG"
+	}
+	return "the default: neither -config nor $PEERNET_CONFIG is set"
 }
 
 // client connects to the running node named by the configuration file.

@@ -6,12 +6,17 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/peernet/peernet/testing/poll"
 )
 
 // TestInstall runs the install commands of README.md and docs/operating.md,
@@ -19,6 +24,8 @@ import (
 // clone of what is being tested), and checks what they install: exactly
 // peernet-host, peernet-echo and peernet-kv, none named like a system
 // command, and a peernet-host that reports the commit it was built from.
+// For README.md it then follows the first-run steps that come after the
+// install commands, as written (firstRun).
 func TestInstall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries twice")
@@ -95,48 +102,149 @@ func TestInstall(t *testing.T) {
 				t.Errorf("installed peernet-host reports version %q revision %q modified %v; the clone is at %s",
 					v.Version, v.Revision, v.Modified, head)
 			}
+			if doc.file == "README.md" {
+				firstRun(t, clone, bin, filepath.Join(clone, doc.file), len(cmds))
+			}
 		})
 	}
 }
 
 // installCommands returns the install commands of the first sh block of
-// file's "## Install" section: its lines up to the first that runs
-// peernet-host itself.
+// file's "## Install" section: its first lines that run make or go.
 func installCommands(t *testing.T, file string) []string {
+	t.Helper()
+	blocks := installBlocks(t, file)
+	var cmds []string
+	for _, line := range blocks[0] {
+		if !strings.HasPrefix(line, "make ") && !strings.HasPrefix(line, "go ") {
+			break
+		}
+		cmds = append(cmds, line)
+	}
+	if len(cmds) == 0 {
+		t.Fatalf("%s has no install commands in an sh block under ## Install", file)
+	}
+	return cmds
+}
+
+// installBlocks returns the non-empty lines of each sh block of file's
+// "## Install" section.
+func installBlocks(t *testing.T, file string) [][]string {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var cmds []string
+	var blocks [][]string
 	section, block := false, false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "## "):
-			if section && len(cmds) > 0 {
-				return cmds
-			}
 			section = line == "## Install"
 		case section && line == "```sh":
 			block = true
+			blocks = append(blocks, nil)
 		case section && block && line == "```":
-			return cmds
+			block = false
 		case section && block:
-			if strings.HasPrefix(line, "peernet-host") {
-				return cmds
-			}
 			if line = strings.TrimSpace(line); line != "" {
-				cmds = append(cmds, line)
+				blocks[len(blocks)-1] = append(blocks[len(blocks)-1], line)
 			}
 		}
 	}
-	if len(cmds) == 0 {
-		t.Fatalf("%s has no install commands in an sh block under ## Install", file)
+	if len(blocks) == 0 {
+		t.Fatalf("%s has no sh block under ## Install", file)
 	}
-	return cmds
+	return blocks
+}
+
+// firstRun follows the first-run steps of file's "## Install" section, as
+// written, with the installed binaries in bin first on PATH: the lines of
+// its first sh block after the install commands (the first skip of them)
+// run in the clone, "peernet-host run" starting the node in the
+// background; then, while the node runs, each line of the section's second
+// block runs in the directory the first block left, and must succeed. The
+// node then stops on SIGTERM and must exit 0. The starter file listens on
+// its fixed port, 127.0.0.1:4040; when something else holds that port, the
+// steps cannot work as written and the test says so and skips them.
+func firstRun(t *testing.T, clone, bin, file string, skip int) {
+	blocks := installBlocks(t, file)
+	if len(blocks) < 2 {
+		t.Fatalf("%s: ## Install has no second sh block with the commands to run beside the node", file)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:4040")
+	if err != nil {
+		t.Skipf("first-run steps skipped: the starter's address 127.0.0.1:4040 is taken (%v)", err)
+	}
+	ln.Close()
+	env := append(hostEnv(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+t.TempDir(), "PEERNET_CONFIG=")
+
+	var setup []string
+	runLine := ""
+	for _, line := range blocks[0][skip:] {
+		if strings.HasPrefix(line, "peernet-host run") {
+			runLine = line
+			break
+		}
+		setup = append(setup, line)
+	}
+	if runLine == "" {
+		t.Fatalf("%s: the first sh block of ## Install never runs peernet-host run", file)
+	}
+	sh := exec.Command("sh", "-c", "set -e\n"+strings.Join(setup, "\n")+"\npwd")
+	sh.Dir, sh.Env = clone, env
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatalf("%s: %q: %v\n%s", file, setup, err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	dir := lines[len(lines)-1]
+	if rel, err := filepath.Rel(clone, dir); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+		// The node's directory in the clone would make the clone's
+		// next builds "modified".
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
+
+	var log syncBuffer
+	run := exec.Command("sh", "-c", "exec "+runLine)
+	run.Dir, run.Env, run.Stdout, run.Stderr = dir, env, &log, &log
+	exited, runErr := startProcess(t, run)
+	cli := func(line string) (string, error) {
+		c := exec.Command("sh", "-c", line)
+		c.Dir, c.Env = dir, env
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	poll.Until(t, "the node of the first-run steps to be ready", pollTimeout, func() bool {
+		out, err := cli("peernet-host status -json")
+		return err == nil && strings.Contains(out, `"ready": true`)
+	})
+	var outs []string
+	for _, line := range blocks[1] {
+		out, err := cli(line)
+		if err != nil {
+			t.Fatalf("%s: %s: %v\n%s\nthe node's log:\n%s", file, line, err, out, log.String())
+		}
+		outs = append(outs, out)
+	}
+	// The node is named after its directory and listens on loopback.
+	if all := strings.Join(outs, ""); !strings.Contains(all, "alpha") || !strings.Contains(all, "127.0.0.1:4040") || !strings.Contains(all, "pn1") {
+		t.Errorf("%s: the commands beside the node printed\n%s\nwant the node alpha, listening on 127.0.0.1:4040, and its PeerID", file, all)
+	}
+	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if err := runErr(); err != nil {
+			t.Errorf("%s: %s exited with %v after SIGTERM\n%s", file, runLine, err, log.String())
+		}
+	case <-time.After(grace + 10*time.Second):
+		t.Errorf("%s: %s did not exit after SIGTERM", file, runLine)
+	}
 }
 
 // systemCommand returns what name would shadow, if anything: a shell

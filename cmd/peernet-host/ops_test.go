@@ -141,7 +141,7 @@ func testCompletion(t *testing.T, bins *binaries, alpha, beta *node) {
 	gammaID := strings.TrimSpace(newNodeID(t, bins))
 	alpha.must(t, "trust", "add", gammaID, "gamma")
 
-	all := []string{"help"}
+	var all []string
 	for n := range commands {
 		all = append(all, n)
 	}
@@ -157,8 +157,9 @@ func testCompletion(t *testing.T, bins *binaries, alpha, beta *node) {
 		{[]string{h, "ver"}, []string{"version"}},
 		{[]string{h, "help", "rel"}, []string{"reload"}},
 		{[]string{h, "completion", ""}, []string{"bash"}},
-		{[]string{h, "trust", ""}, []string{"add", "list", "remove"}},
-		{[]string{h, "trust", "-json", "r"}, []string{"remove"}},
+		{[]string{h, "trust", ""}, []string{"add", "list", "relabel", "remove"}},
+		{[]string{h, "trust", "-json", "rem"}, []string{"remove"}},
+		{[]string{h, "trust", "list", "-json", ""}, nil},
 		{[]string{h, "init", "-n"}, []string{"-name"}},
 		{[]string{h, "status", "-config", filepath.Join(alpha.dir, "alp")}, []string{alpha.cfg}},
 		// Peer labels come from the node the line's -config names.
@@ -167,6 +168,7 @@ func testCompletion(t *testing.T, bins *binaries, alpha, beta *node) {
 		{[]string{h, "send", "-config=" + alpha.cfg, "-timeout", "5s", "g"}, []string{"gamma"}},
 		{[]string{h, "connect", "-config", beta.cfg, ""}, []string{"alpha"}},
 		{[]string{h, "trust", "-config", alpha.cfg, "remove", ""}, []string{"beta", "gamma"}},
+		{[]string{h, "trust", "-config", alpha.cfg, "relabel", "g"}, []string{"gamma"}},
 		// Only the PEER positions complete to labels.
 		{[]string{h, "call", "-config", alpha.cfg, "beta", ""}, nil},
 		{[]string{h, "trust", "-config", alpha.cfg, "add", ""}, nil},

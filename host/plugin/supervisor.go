@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,10 +49,14 @@ var (
 //	restarting  backoff over, relaunch fails                restarting, or failed past the crash limit
 //	restarting  Apply                                       running, restarting or failed, as for starting
 //	failed      Apply                                       running, restarting or failed, as for starting
-//	any         Remove, the last handle revoked, or Close   stopped (final: the plugin is forgotten)
+//	any         Remove, or its last handle revoked          revoked (no process, no handles; still listed)
+//	revoked     Apply listing it                            running, restarting or failed, as for starting
+//	revoked     Apply without it, or Close                  (forgotten)
+//	any         Apply without it, or Close                  stopped (final: the plugin is forgotten)
 //
 // Only running has a serving generation; in every other state the
-// plugin's exposed handles answer "unavailable".
+// plugin's exposed handles answer "unavailable" (a revoked plugin has
+// none: its handles answer "no such handle").
 type State string
 
 const (
@@ -60,6 +65,10 @@ const (
 	StateRestarting State = "restarting" // crashed; waiting out the backoff or relaunching
 	StateFailed     State = "failed"     // crashed too often, or cannot be launched; handles answer "unavailable"
 	StateStopped    State = "stopped"    // removed or supervisor closed
+	// StateRevoked: stopped by Remove or RevokeHandle until the next Apply
+	// that lists it, and listed by Status meanwhile, so that an operator
+	// sees it was revoked rather than never configured.
+	StateRevoked State = "revoked"
 )
 
 // Status is a snapshot of one plugin for operators.
@@ -72,9 +81,12 @@ type Status struct {
 	Restarts   int      `json:"restarts"`   // restarts after crashes
 	Handles    []string `json:"handles"`    // exposed handles
 	InFlight   int      `json:"in_flight"`  // calls and sends in the serving generation
-	LastError  string   `json:"last_error,omitempty"`
-	Path       string   `json:"path"`
-	SHA256     string   `json:"sha256"`
+	// LastError is the latest failure since the plugin's configuration
+	// was last applied (a failed launch, a crash); a successful launch by
+	// Apply clears it, a restart after a crash does not.
+	LastError string `json:"last_error,omitempty"`
+	Path      string `json:"path"`
+	SHA256    string `json:"sha256"`
 }
 
 // SupervisorConfig configures a Supervisor.
@@ -107,8 +119,11 @@ type Supervisor struct {
 	// launches; Close and Status never take it.
 	applyMu sync.Mutex
 
-	mu      sync.Mutex // guards plugins, handles and closed; never held across a launch
+	mu      sync.Mutex // guards plugins, revoked, handles and closed; never held across a launch
 	plugins map[string]*managed
+	// revoked holds the last status of each revoked plugin (StateRevoked),
+	// until an Apply starts it again or forgets it.
+	revoked map[string]Status
 	handles map[string]string // exposed handle -> plugin name; see exposeLocked
 	closed  bool
 }
@@ -123,6 +138,7 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 		log:       cfg.Logger,
 		startTO:   cfg.StartTimeout,
 		plugins:   make(map[string]*managed),
+		revoked:   make(map[string]Status),
 		handles:   make(map[string]string),
 		callbacks: &nodeHost{cfg.Node},
 	}
@@ -163,6 +179,9 @@ func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 		s.mu.Unlock()
 		return host.ErrClosed
 	}
+	// A revoked plugin that is listed starts afresh; one that is not is
+	// forgotten.
+	clear(s.revoked)
 	var removed []*managed
 	for name, m := range s.plugins {
 		if _, ok := want[name]; !ok {
@@ -206,7 +225,8 @@ func (s *Supervisor) Apply(ctx context.Context, cfgs []Config) error {
 	return errors.Join(errs...)
 }
 
-// validate checks cfgs as a whole and returns them by name, with defaults.
+// validate checks cfgs as Apply does and returns them by name, with their
+// defaults filled.
 func validate(cfgs []Config) (map[string]Config, error) {
 	want := make(map[string]Config, len(cfgs))
 	owner := map[string]string{}
@@ -268,6 +288,65 @@ func (s *Supervisor) Declare(cfgs []Config) error {
 
 // parallelStarts bounds the plugins Apply starts at once.
 var parallelStarts = max(8, 4*runtime.GOMAXPROCS(0))
+
+// Changes names what Apply(cfgs) would change now, sorted, for reload
+// reports and logs: "+name" for a plugin it would start, "-name" for one it
+// would stop or, if revoked, forget, and "~name (what; ...)" for one it
+// would change. What is Config.Diff against the configuration the plugin
+// runs with now (the last one applied that came up, less the handles
+// revoked since), led by "restarted: it had failed" for a failed plugin;
+// a revoked plugin that cfgs list is "+name (restored: it was revoked)".
+// So a plugin whose running configuration cfgs repeat is not named at all.
+// cfgs that Apply would refuse yield its error.
+func (s *Supervisor) Changes(cfgs []Config) ([]string, error) {
+	want, err := validate(cfgs)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	current := make(map[string]*managed, len(s.plugins))
+	for name, m := range s.plugins {
+		current[name] = m
+	}
+	revoked := make(map[string]bool, len(s.revoked))
+	for name := range s.revoked {
+		revoked[name] = true
+	}
+	s.mu.Unlock()
+
+	var out []string
+	for name, c := range want {
+		m := current[name]
+		switch {
+		case revoked[name]:
+			out = append(out, "+"+name+" (restored: it was revoked)")
+		case m == nil:
+			out = append(out, "+"+name)
+		default:
+			m.mu.Lock()
+			what := m.cfg.Diff(c)
+			if m.state == StateFailed {
+				what = append([]string{"restarted: it had failed"}, what...)
+			}
+			m.mu.Unlock()
+			if len(what) > 0 {
+				out = append(out, "~"+name+" ("+strings.Join(what, "; ")+")")
+			}
+		}
+	}
+	for name := range current {
+		if _, ok := want[name]; !ok {
+			out = append(out, "-"+name)
+		}
+	}
+	for name := range revoked {
+		if _, ok := want[name]; !ok {
+			out = append(out, "-"+name+" (it was revoked)")
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
 
 // apply brings one plugin to cfg. s.applyMu held; Apply runs several at
 // once, each for another plugin.
@@ -386,19 +465,38 @@ func (s *Supervisor) ownedLocked(name string) []string {
 
 // Remove revokes every handle of the named plugin at once and stops its
 // process, letting calls in flight finish within its grace period. It
-// blocks until the process is gone. It fails with ErrNoSuchPlugin when no
-// plugin of that name is configured.
+// blocks until the process is gone. The plugin is then revoked: Status
+// lists it as such until the next Apply starts it again (if listed) or
+// forgets it. It fails with ErrNoSuchPlugin when no plugin of that name is
+// configured; removing a revoked plugin again does nothing.
 func (s *Supervisor) Remove(name string) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.mu.Lock()
 	m := s.plugins[name]
+	_, revoked := s.revoked[name]
 	s.mu.Unlock()
+	if revoked {
+		return nil
+	}
 	if m == nil {
 		return fmt.Errorf("%w: %q", ErrNoSuchPlugin, name)
 	}
 	s.remove(m)
+	s.markRevoked(m)
 	return nil
+}
+
+// markRevoked lists the stopped m as revoked, unless the supervisor has
+// closed meanwhile.
+func (s *Supervisor) markRevoked(m *managed) {
+	st := m.status()
+	st.State = StateRevoked
+	s.mu.Lock()
+	if !s.closed {
+		s.revoked[m.name] = st
+	}
+	s.mu.Unlock()
 }
 
 func (s *Supervisor) remove(m *managed) {
@@ -442,6 +540,7 @@ func (s *Supervisor) RevokeHandle(plugin, handle string) error {
 	m.mu.Unlock()
 	if left == 0 {
 		m.stop()
+		s.markRevoked(m)
 	}
 	return nil
 }
@@ -465,6 +564,11 @@ func (s *Supervisor) Status() []Status {
 		st.Handles = exposed[i]
 		out = append(out, st)
 	}
+	s.mu.Lock()
+	for _, st := range s.revoked {
+		out = append(out, st)
+	}
+	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
@@ -488,6 +592,7 @@ func (s *Supervisor) Close() error {
 		s.revokeLocked(h)
 	}
 	s.plugins = map[string]*managed{}
+	clear(s.revoked)
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -690,7 +795,9 @@ func (m *managed) launchLocked(ctx context.Context, cfg Config, applied bool) (e
 	version := c.Description().Version
 	m.gen, m.cfg, m.state, m.version = g, cfg, StateRunning, version
 	if applied {
-		m.crashes = nil
+		// The configuration just applied serves: earlier failures,
+		// such as a swap that failed, are no longer the plugin's state.
+		m.crashes, m.lastErr = nil, nil
 	} else {
 		m.restarts++
 	}

@@ -366,11 +366,13 @@ type revokeStep struct {
 	revoked []string
 	serving []string
 	gone    bool // the process is gone
+	listed  bool // the plugin is then listed as revoked, not forgotten
 }
 
 // TestRevoke revokes a plugin's handles and removes plugins: a revoked
 // handle answers "no such handle" at once; once a plugin has no handle
-// left, its process is gone.
+// left, its process is gone, and it is listed as revoked until an Apply
+// without it forgets it.
 func TestRevoke(t *testing.T) {
 	echo := build(t, echoPkg)
 	tests := []struct {
@@ -381,13 +383,15 @@ func TestRevoke(t *testing.T) {
 			name: "handle by handle",
 			steps: []revokeStep{
 				{do: func(s *plugin.Supervisor) error { return s.RevokeHandle("p", "echo") }, revoked: []string{"echo"}, serving: []string{"whoami"}},
-				{do: func(s *plugin.Supervisor) error { return s.RevokeHandle("p", "whoami") }, revoked: []string{"echo", "whoami"}, gone: true},
+				{do: func(s *plugin.Supervisor) error { return s.RevokeHandle("p", "whoami") }, revoked: []string{"echo", "whoami"}, gone: true, listed: true},
 			},
 		},
 		{
 			name: "remove",
 			steps: []revokeStep{
-				{do: func(s *plugin.Supervisor) error { return s.Remove("p") }, revoked: []string{"echo", "whoami"}, gone: true},
+				{do: func(s *plugin.Supervisor) error { return s.Remove("p") }, revoked: []string{"echo", "whoami"}, gone: true, listed: true},
+				{do: func(s *plugin.Supervisor) error { return s.Remove("p") }, revoked: []string{"echo", "whoami"}, gone: true, listed: true},
+				{do: func(s *plugin.Supervisor) error { return apply(s) }, revoked: []string{"echo", "whoami"}, gone: true},
 			},
 		},
 		{
@@ -418,8 +422,9 @@ func TestRevoke(t *testing.T) {
 				}
 				if step.gone {
 					t.Logf("process gone %v after the last handle was revoked", waitReaped(t, pid, "the plugin"))
-					if _, ok := status(s, "p"); ok {
-						t.Fatal("the supervisor still lists the plugin")
+					st, ok := status(s, "p")
+					if ok != step.listed || ok && (st.State != plugin.StateRevoked || st.Pid != 0 || len(st.Handles) != 0) {
+						t.Fatalf("step %d: the supervisor lists the plugin: %v, as %+v; want listed as revoked: %v", i, ok, st, step.listed)
 					}
 				} else if reaped(pid) {
 					t.Fatalf("step %d: the process exited while a handle is exposed", i)
