@@ -150,13 +150,17 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 
 	l := &launched{}
 	named := log.Named(cfg.Name)
+	limit := newOutputLimiter(named) // one output budget per process
 	l.gp = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: pluginsdk.Handshake(),
 		Plugins:         plugin.PluginSet{pluginsdk.PluginName: hostPlugin{}},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
 			p, err := newProcess(cfg, pin, cmd.Env, log)
 			l.proc = p
-			return p, err
+			if err != nil {
+				return nil, err
+			}
+			return limitedRunner{Runner: p, stderr: limitLines(p.Stderr(), limit)}, nil
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		// No AutoMTLS: its certificates would travel in the plugin's
@@ -168,8 +172,8 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: socketDir},
 		StartTimeout:     timeout,
 		Logger:           log,
-		SyncStdout:       &lineLogger{log: named, stream: "stdout"},
-		SyncStderr:       &lineLogger{log: named, stream: "stderr"},
+		SyncStdout:       &lineLogger{log: named, stream: "stdout", lim: limit},
+		SyncStderr:       &lineLogger{log: named, stream: "stderr", lim: limit},
 	})
 	c, err := l.open(ctx, ocfg)
 	if err != nil {

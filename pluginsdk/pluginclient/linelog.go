@@ -2,36 +2,55 @@ package pluginclient
 
 import (
 	"bytes"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// maxLine bounds a buffered line of plugin output; a longer one is logged in
-// pieces.
-const maxLine = 64 << 10
-
-// lineLogger is an io.Writer that logs each line written to it. go-plugin
-// writes a plugin's forwarded os.Stdout and os.Stderr to it from a single
-// goroutine; it is not safe for concurrent use.
+// lineLogger is an io.Writer that logs each line written to it, as far as
+// lim allows, each cut to maxOutputLine bytes. go-plugin writes a plugin's
+// forwarded os.Stdout and os.Stderr to it from a single goroutine; it is not
+// safe for concurrent use.
 type lineLogger struct {
 	log    hclog.Logger
 	stream string
-	buf    []byte
+	lim    *outputLimiter
+	buf    []byte // the line so far, at most maxOutputLine bytes
+	cut    bool   // the line was over maxOutputLine and is logged: drop the rest
 }
 
 func (w *lineLogger) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		var line []byte
-		if i := bytes.IndexByte(w.buf, '\n'); i >= 0 {
-			line, w.buf = w.buf[:i], w.buf[i+1:]
-		} else if len(w.buf) >= maxLine {
-			line, w.buf = w.buf[:maxLine], w.buf[maxLine:]
-		} else {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		part := p
+		if i >= 0 {
+			part = p[:i]
+		}
+		if !w.cut {
+			if room := maxOutputLine - len(w.buf); len(part) > room {
+				w.buf = append(w.buf, part[:room]...)
+				w.logLine(" [line cut at " + strconv.Itoa(maxOutputLine) + " bytes]")
+				w.cut = true
+			} else {
+				w.buf = append(w.buf, part...)
+			}
+		}
+		if i < 0 {
 			break
 		}
-		w.log.Info(string(bytes.TrimRight(line, "\r")), "stream", w.stream)
+		if !w.cut {
+			w.logLine("")
+		}
+		w.buf, w.cut = w.buf[:0], false
+		p = p[i+1:]
 	}
-	w.buf = append([]byte(nil), w.buf...) // let the consumed prefix go
-	return len(p), nil
+	return n, nil
+}
+
+// logLine logs the line in buf, followed by note, if lim allows.
+func (w *lineLogger) logLine(note string) {
+	if w.lim.allow() {
+		w.log.Info(string(bytes.TrimRight(w.buf, "\r"))+note, "stream", w.stream)
+	}
 }
