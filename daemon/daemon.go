@@ -21,6 +21,7 @@ import (
 	"github.com/peernet/peernet/control"
 	"github.com/peernet/peernet/host"
 	"github.com/peernet/peernet/host/plugin"
+	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/telemetry"
 	"github.com/peernet/peernet/trust"
 )
@@ -98,9 +99,19 @@ func (d *Daemon) start() error {
 	if d.node, err = host.Start(hc); err != nil {
 		return err
 	}
+	sockets := socketDir(cfg.Node.DataDir)
+	if sockets != "" {
+		// The node holds the data-dir lock and no plugin runs yet, so
+		// any socket directory there is a killed run's.
+		n, err := pluginclient.RemoveStaleSocketDirs(sockets)
+		if err != nil {
+			d.log.Warn("could not remove all stale plugin socket directories", "error", err)
+		}
+		d.log.Debug("removed stale plugin socket directories", "count", n, "dir", sockets)
+	}
 	d.sup, err = plugin.NewSupervisor(plugin.SupervisorConfig{
 		Node:      d.node,
-		SocketDir: socketDir(cfg.Node.DataDir),
+		SocketDir: sockets,
 		Logger:    d.log.Named("plugins"),
 	})
 	if err != nil {
