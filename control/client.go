@@ -86,6 +86,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if errors.Is(err, ErrNotRunning) {
 			return fmt.Errorf("%w (control socket %s does not answer)", ErrNotRunning, c.path)
 		}
+		if req.ContentLength > maxSmallBody {
+			// The node closes the connection on a body over its limit,
+			// and that can beat its 413 answer to the client.
+			return fmt.Errorf("control: sending a %d-byte request: %w (a body over the node's limit, which follows its max_message_size, is refused)", req.ContentLength, err)
+		}
 		return fmt.Errorf("control: %w", err)
 	}
 	defer resp.Body.Close()
@@ -93,7 +98,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode != http.StatusOK {
 		var e Error
 		if err := dec.Decode(&e); err != nil || e.Code == "" {
-			return fmt.Errorf("control: node answered %s", resp.Status)
+			return statusError(resp)
 		}
 		return &e
 	}
@@ -186,4 +191,24 @@ func (c *Client) Reload(ctx context.Context) (*ReloadResponse, error) {
 // Revoke revokes a plugin's handle, or the whole plugin if handle is "".
 func (c *Client) Revoke(ctx context.Context, plugin, handle string) error {
 	return c.do(ctx, http.MethodPost, PathRevoke, nil, RevokeRequest{Plugin: plugin, Handle: handle}, nil)
+}
+
+// statusError describes an answer without the protocol's Error: one that
+// net/http gives before the node sees the request, such as 431 for headers
+// over the limit.
+func statusError(resp *http.Response) *Error {
+	e := &Error{Code: CodeFailed, Message: "control: node answered " + resp.Status}
+	switch resp.StatusCode {
+	case http.StatusRequestEntityTooLarge:
+		e.Code, e.Message = CodeTooLarge, "control: the node refused the request as too large (413)"
+	case http.StatusRequestHeaderFieldsTooLarge:
+		e.Code, e.Message = CodeBadRequest, "control: the node refused the request's headers as too large (431)"
+	case http.StatusRequestTimeout:
+		e.Code, e.Message = CodeRequestTimeout, "control: the node timed out reading the request (408)"
+	case http.StatusServiceUnavailable:
+		e.Code, e.Message = CodeBusy, "control: the node is busy or stopping (503); retry"
+	case http.StatusBadRequest:
+		e.Code, e.Message = CodeBadRequest, "control: the node could not parse the request (400)"
+	}
+	return e
 }

@@ -170,6 +170,9 @@ const (
 	CodeInvalidConfig    = "invalid_config"    // reload: the file has errors; nothing changed
 	CodeRemote           = "remote"            // the peer answered with a failure status
 	CodeTimeout          = "timeout"           // the deadline passed
+	CodeTooLarge         = "too_large"         // the request body is over its limit (HTTP 413)
+	CodeRequestTimeout   = "request_timeout"   // the request body came too slowly (HTTP 408)
+	CodeBusy             = "busy"              // too many control requests at once; retry (HTTP 503)
 	CodeFailed           = "failed"            // anything else
 	// CodeNotRunning is the client's own: no node answers on the control
 	// socket (ErrNotRunning). No node sends it.

@@ -109,7 +109,7 @@ func (f *fake) Revoke(plugin, handle string) error {
 // of it. The server is shut down at cleanup.
 func serve(t *testing.T, b control.Backend) (*control.Server, *control.Client) {
 	t.Helper()
-	srv, err := control.Listen(control.SocketPath(shortTempDir(t)), b)
+	srv, err := control.Listen(control.SocketPath(shortTempDir(t)), b, control.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func TestSocket(t *testing.T) {
 	if err := os.WriteFile(path, []byte("left over"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := control.Listen(path, &fake{})
+	srv, err := control.Listen(path, &fake{}, control.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

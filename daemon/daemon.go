@@ -108,7 +108,8 @@ func (d *Daemon) start() error {
 	if err != nil {
 		return err
 	}
-	if d.ctl, err = control.Listen(control.SocketPath(cfg.Node.DataDir), backend{Node: d.node, d: d}); err != nil {
+	ctlCfg := control.Config{MaxMessageSize: cfg.Node.MaxMessageSize}
+	if d.ctl, err = control.Listen(control.SocketPath(cfg.Node.DataDir), backend{Node: d.node, d: d}, ctlCfg); err != nil {
 		return err
 	}
 	if metrics != nil {

@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(nodeProcessEnv); path != "" {
+		os.Exit(runNodeProcess(path))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -151,9 +150,7 @@ func Start(cfg Config) (*Node, error) {
 
 func (n *Node) open() error {
 	var err error
-	if err = os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("host: creating data dir: %w", err)
-	}
+	// LockDir creates the data dir if need be and checks that it is ours.
 	if n.lock, err = trust.LockDir(n.cfg.DataDir); err != nil {
 		return err
 	}

@@ -17,5 +17,11 @@
 // ".NAME.tmp-*" file that the next open removes. A node takes LockDir first
 // and holds it while it uses the other files.
 //
+// The data dir is a trust boundary (see datadir.go): LockDir refuses a
+// directory that is not owned by the process's uid or is writable by group
+// or others, and no file in it is opened through a symbolic link, if it is
+// not a regular file, or if another uid owns it. Such refusals match
+// ErrUnsafeDataDir and name the path and the fix.
+//
 // Package trust imports nothing else of PeerNet.
 package trust

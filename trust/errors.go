@@ -29,6 +29,13 @@ var (
 	// that are not printable.
 	ErrBadLabel = errors.New("trust: bad label")
 
+	// ErrUnsafeDataDir means the data dir, or a file in it, may have been
+	// planted or changed by another user, so it is not used: the directory
+	// is not owned by this process's uid or is writable by group or others;
+	// a file in it is a symbolic link or owned by another uid. The error
+	// names the path, what is wrong and the fix.
+	ErrUnsafeDataDir = errors.New("trust: unsafe data dir")
+
 	// ErrDirLocked means another PeerNet node, in this process or another,
 	// holds the data directory's lock.
 	ErrDirLocked = errors.New("trust: data dir locked")

@@ -83,24 +83,22 @@ func (i *Identity) GoString() string { return i.String() }
 // before they are read. Error messages never quote the seed.
 //
 // LoadIdentity refuses,
-// with an error naming path and the fix, a keyfile that group or others may
-// read or write (ErrKeyfilePermissions), that is not a regular file, empty,
-// truncated, not a PeerNet keyfile or inconsistent (ErrBadKeyfile), or that
-// has another format version (ErrKeyfileVersion). A missing file gives an
-// error matching fs.ErrNotExist.
+// with an error naming path and the fix, a keyfile that is a symbolic link
+// or owned by another uid than this process's (ErrUnsafeDataDir), that
+// group or others may read or write (ErrKeyfilePermissions), that is not a
+// regular file, empty, truncated, not a PeerNet keyfile or inconsistent
+// (ErrBadKeyfile), or that has another format version (ErrKeyfileVersion).
+// It never blocks on a FIFO. A missing file gives an error matching
+// fs.ErrNotExist.
 func LoadIdentity(path string) (*Identity, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	f, fi, err := openDataFile(path, os.O_RDONLY, ErrBadKeyfile)
+	if isNotExist(err) {
 		return nil, fmt.Errorf("loading identity: %w", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("loading identity %s: %w", path, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("loading identity %s: %w: not a regular file (%s)", path, ErrBadKeyfile, fi.Mode().Type())
-	}
+	defer f.Close()
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("loading identity %s: %w: mode %04o lets group or others access the private key; fix with: chmod 600 %s",
 			path, ErrKeyfilePermissions, uint32(perm), path)

@@ -34,13 +34,21 @@ type DirLock struct {
 // 0600), released by Close or when the process exits, however it exits; it
 // is per open file, so two nodes in one process exclude each other too. Like
 // all flocks it is advisory, and unreliable on some network file systems.
+//
+// LockDir first checks the data dir itself: it must be a directory (or a
+// symbolic link to one) owned by this process's uid and not writable by
+// group or others, and the lock file, if present, a regular file owned by
+// that uid and not a symbolic link, so that a planted link never makes the
+// node write its pid into another file. A refusal matches ErrUnsafeDataDir
+// and names the path and the fix; nothing is changed.
 func LockDir(dir string) (*DirLock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := checkDataDir(dir); err != nil {
 		return nil, fmt.Errorf("locking data dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o600)
+	path := filepath.Join(dir, lockFileName)
+	f, _, err := openDataFile(path, os.O_RDWR|os.O_CREATE, ErrUnsafeDataDir)
 	if err != nil {
-		return nil, fmt.Errorf("locking data dir: %w", err)
+		return nil, fmt.Errorf("locking data dir %s: lock file %s: %w", dir, path, err)
 	}
 	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		holder := lockHolder(f)

@@ -81,22 +81,28 @@ type subscriber struct {
 //
 // A missing file is an
 // empty list (the file is created by the first change); a file that is
-// empty, corrupt, too large or of another version is an error matching
-// ErrBadTrustFile that names path and the entry or line at fault, never an
-// empty list. Only one List per file may exist at a time, and the caller
+// not a regular file, empty, corrupt, too large or of another version is an
+// error matching ErrBadTrustFile that names path and the entry or line at
+// fault, never an empty list. A symbolic link, a file owned by another uid
+// than this process's, or one writable by group or others is refused with
+// ErrUnsafeDataDir and the fix. OpenList never blocks on a FIFO. Only one List per file may exist at a time, and the caller
 // should hold the data-directory lock (LockDir): OpenList removes temporary
 // files a crash left behind.
 func OpenList(path string) (*List, error) {
 	l := &List{path: path, entries: make(map[PeerID]Entry), now: time.Now}
 	removeStrayTemps(path)
-	f, err := os.Open(path)
+	f, fi, err := openDataFile(path, os.O_RDONLY, ErrBadTrustFile)
 	if isNotExist(err) {
 		return l, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening trust list: %w", err)
+		return nil, fmt.Errorf("opening trust list %s: %w", path, err)
 	}
 	defer f.Close()
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return nil, fmt.Errorf("opening trust list %s: %w: mode %04o lets group or others change whom this node trusts; fix: chmod 600 %s",
+			path, ErrUnsafeDataDir, uint32(perm), path)
+	}
 	data, err := readFileLimit(f, maxTrustFileSize)
 	if err != nil {
 		var tl errFileTooLarge

@@ -70,8 +70,9 @@ type LaunchConfig struct {
 
 // launched is the process side of a Client from Launch.
 type launched struct {
-	gp   *plugin.Client
-	proc *process
+	gp    *plugin.Client
+	proc  *process
+	limit *outputLimiter // the process's output budget
 }
 
 // exitGrace is how long a plugin whose channel has closed gets to exit by
@@ -99,6 +100,7 @@ func (l *launched) stop(forced bool) {
 	for !l.gp.Exited() {
 		time.Sleep(100 * time.Microsecond)
 	}
+	l.limit.flush() // the output has ended: say what was dropped
 }
 
 // Launch starts the plugin at cfg.Path and returns it ready for calls: it
@@ -159,11 +161,12 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 	}
 	l := &launched{}
 	named := log.Named(cfg.Name)
+	l.limit = newOutputLimiter(named) // one output budget per process
 	l.gp = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: handshake,
 		Plugins:         plugin.PluginSet{},
 		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
-			p, err := newProcess(cfg, pin, pluginEnd, cmd.Env, named)
+			p, err := newProcess(cfg, pin, pluginEnd, cmd.Env, named, &lineLogger{log: named, stream: "stdout", lim: l.limit})
 			l.proc = p
 			return p, err
 		},
@@ -175,9 +178,10 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		StartTimeout:     timeout,
 		// The plugin's stderr goes to lineLogger, which re-logs its JSON
 		// log entries at their level; go-plugin's own logger would log
-		// every line a second time.
+		// every line a second time (and cannot parse what a hostile
+		// plugin writes without panicking).
 		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
-		Stderr: &lineLogger{log: named, stream: "stderr"},
+		Stderr: &lineLogger{log: named, stream: "stderr", lim: l.limit},
 	})
 	c, err := l.open(ctx, conn, pluginEnd, ocfg)
 	if err != nil {

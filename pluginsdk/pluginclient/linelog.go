@@ -5,46 +5,63 @@ import (
 	"encoding/json"
 	"io"
 	"slices"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// maxLine bounds a buffered line of plugin output; a longer one is logged in
-// pieces.
-const maxLine = 64 << 10
-
-// lineLogger is an io.Writer that logs each line written to it. go-plugin
-// writes a plugin's forwarded os.Stdout and os.Stderr to it from a single
-// goroutine; it is not safe for concurrent use.
+// lineLogger is an io.Writer that logs each line written to it, as far as
+// lim allows, each cut to maxOutputLine bytes. Each of a plugin's streams
+// has its own, written by one goroutine (go-plugin's stderr reader, or the
+// read of stdout); it is not safe for concurrent use.
 type lineLogger struct {
 	log    hclog.Logger
 	stream string
-	buf    []byte
+	lim    *outputLimiter
+	buf    []byte // the line so far, at most maxOutputLine bytes
+	cut    bool   // the line was over maxOutputLine and is logged: drop the rest
 }
 
 func (w *lineLogger) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		var line []byte
-		if i := bytes.IndexByte(w.buf, '\n'); i >= 0 {
-			line, w.buf = w.buf[:i], w.buf[i+1:]
-		} else if len(w.buf) >= maxLine {
-			line, w.buf = w.buf[:maxLine], w.buf[maxLine:]
-		} else {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		part := p
+		if i >= 0 {
+			part = p[:i]
+		}
+		if !w.cut {
+			if room := maxOutputLine - len(w.buf); len(part) > room {
+				w.buf = append(w.buf, part[:room]...)
+				w.logLine(" [line cut at " + strconv.Itoa(maxOutputLine) + " bytes]")
+				w.cut = true
+			} else {
+				w.buf = append(w.buf, part...)
+			}
+		}
+		if i < 0 {
 			break
 		}
-		w.logLine(bytes.TrimRight(line, "\r"))
+		if !w.cut {
+			w.logLine("")
+		}
+		w.buf, w.cut = w.buf[:0], false
+		p = p[i+1:]
 	}
-	w.buf = append([]byte(nil), w.buf...) // let the consumed prefix go
-	return len(p), nil
+	return n, nil
 }
 
-// logLine logs one line: a JSON log entry of the plugin's hclog logger
-// ("@level", "@message" and fields) at its level with its fields, anything
-// else at info, tagged with the stream.
-func (w *lineLogger) logLine(line []byte) {
+// logLine logs the line in buf, followed by note, if lim allows: a whole
+// JSON log entry of the plugin's hclog logger ("@level", "@message" and
+// fields) at its level with its fields, anything else at info, tagged
+// with the stream.
+func (w *lineLogger) logLine(note string) {
+	if !w.lim.allow() {
+		return
+	}
+	line := bytes.TrimRight(w.buf, "\r")
 	var entry map[string]any
-	if len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &entry) == nil {
+	if note == "" && len(line) > 0 && line[0] == '{' && json.Unmarshal(line, &entry) == nil {
 		if msg, ok := entry["@message"].(string); ok {
 			level, _ := entry["@level"].(string)
 			keys := make([]string, 0, len(entry))
@@ -64,7 +81,7 @@ func (w *lineLogger) logLine(line []byte) {
 			return
 		}
 	}
-	w.log.Info(string(line), "stream", w.stream)
+	w.log.Info(string(line)+note, "stream", w.stream)
 }
 
 // levelOf is the level an hclog JSON entry names; info when it names none.

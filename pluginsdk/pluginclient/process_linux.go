@@ -48,7 +48,7 @@ type process struct {
 	dead bool // the child has exited and its group was killed
 }
 
-func newProcess(cfg LaunchConfig, pin *Pinned, channelEnd *os.File, pluginEnv []string, log hclog.Logger) (*process, error) {
+func newProcess(cfg LaunchConfig, pin *Pinned, channelEnd *os.File, pluginEnv []string, log hclog.Logger, stdoutLog io.Writer) (*process, error) {
 	env := slices.Concat(cfg.Env, pluginEnv, []string{pluginsdk.LogLevelEnv + "=" + levelName(log.GetLevel())})
 	cmd := &exec.Cmd{
 		Env: env,
@@ -87,7 +87,7 @@ func newProcess(cfg LaunchConfig, pin *Pinned, channelEnd *os.File, pluginEnv []
 		cmd:  cmd,
 		// go-plugin reads stdout for the handshake line and discards the
 		// rest; the rest is the plugin's output, for the log.
-		stdout: readCloser{io.TeeReader(stdout, &afterFirstLine{w: &lineLogger{log: log, stream: "stdout"}}), stdout},
+		stdout: readCloser{io.TeeReader(stdout, &afterFirstLine{w: stdoutLog}), stdout},
 		stderr: stderr,
 		log:    log,
 		exited: make(chan struct{}),

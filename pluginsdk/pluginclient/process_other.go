@@ -20,7 +20,7 @@ type process struct {
 	waitErr error
 }
 
-func newProcess(LaunchConfig, *Pinned, *os.File, []string, hclog.Logger) (*process, error) {
+func newProcess(LaunchConfig, *Pinned, *os.File, []string, hclog.Logger, io.Writer) (*process, error) {
 	return nil, errUnsupported
 }
 
