@@ -82,8 +82,9 @@ type LaunchConfig struct {
 
 // launched is the process side of a Client from Launch.
 type launched struct {
-	gp   *plugin.Client
-	proc *process
+	gp        *plugin.Client
+	proc      *process
+	handshook bool // the plugin printed its handshake line
 }
 
 // goPlugin is the host half of go-plugin's plugin: go-plugin starts and
@@ -198,8 +199,12 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 			_ = l.proc.Kill(context.Background())
 		}
 		l.gp.Kill()
+		if l.proc != nil {
+			err = l.proc.startFailure(err, l.handshook)
+		}
 		return nil, err
 	}
+	l.proc.startDone()
 	return c, nil
 }
 
@@ -209,6 +214,7 @@ func (l *launched) open(ctx context.Context, conn net.Conn, pluginEnd *os.File, 
 	// exit ends the channel.
 	_, err := l.gp.Client()
 	pluginEnd.Close()
+	l.handshook = err == nil
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("pluginclient: starting plugin %q: %w", cfg.Name, err)
