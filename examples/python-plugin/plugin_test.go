@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -360,4 +361,20 @@ func mustRead(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDocQuotesPlugin keeps docs/plugins.md in step with plugin.py: every
+// Python block there is an excerpt of it.
+func TestDocQuotesPlugin(t *testing.T) {
+	doc := mustRead(t, "../../docs/plugins.md")
+	src := mustRead(t, "plugin.py")
+	blocks := regexp.MustCompile("(?ms)^```python\n(.*?)^```$").FindAllSubmatch(doc, -1)
+	if len(blocks) == 0 {
+		t.Fatal("docs/plugins.md shows no Python")
+	}
+	for i, b := range blocks {
+		if !bytes.Contains(src, b[1]) {
+			t.Errorf("Python block %d of docs/plugins.md is not an excerpt of plugin.py:\n%s", i+1, b[1])
+		}
+	}
 }
