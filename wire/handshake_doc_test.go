@@ -9,12 +9,17 @@ import (
 	"io"
 	"os"
 	"testing"
+
+	"github.com/peernet/peernet/testing/dochex"
 )
+
+// protocolDoc is the normative spec whose hex examples the tests decode.
+const protocolDoc = "../docs/protocol.md"
 
 // TestDocExamplesPreambleAndPayload checks docs/protocol.md §7.1 against the
 // code, byte for byte.
 func TestDocExamplesPreambleAndPayload(t *testing.T) {
-	ex := docExamples(t, "7.1 ")
+	ex := dochex.Examples(t, protocolDoc, "7.1 ")
 	get := func(name string) []byte {
 		t.Helper()
 		b, ok := ex[name]

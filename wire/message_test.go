@@ -16,6 +16,8 @@ import (
 	"testing/iotest"
 	"time"
 	"unsafe"
+
+	"github.com/peernet/peernet/testing/dochex"
 )
 
 func TestTypeString(t *testing.T) {
@@ -863,7 +865,7 @@ func TestDocExamples(t *testing.T) {
 		"pong":         {Type: TypePong, Opaque: 0x0102030405060708},
 		"goaway":       {Type: TypeGoaway, Code: GoawayNormal, Body: []byte("bye")},
 	}
-	examples := docExamples(t, "7.2 Messages")
+	examples := dochex.Examples(t, protocolDoc, "7.2 Messages")
 	seen := make(map[Type]bool)
 	for name, b := range examples {
 		w, ok := want[name]

@@ -70,9 +70,10 @@ type LaunchConfig struct {
 
 // launched is the process side of a Client from Launch.
 type launched struct {
-	gp    *plugin.Client
-	proc  *process
-	limit *outputLimiter // the process's output budget
+	gp        *plugin.Client
+	proc      *process
+	limit     *outputLimiter // the process's output budget
+	handshook bool           // the plugin printed its handshake line
 }
 
 // exitGrace is how long a plugin whose channel has closed gets to exit by
@@ -188,8 +189,12 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Client, error) {
 		if l.proc != nil && l.proc.pid != 0 {
 			l.stop(true)
 		}
+		if l.proc != nil {
+			err = l.proc.startFailure(err, l.handshook)
+		}
 		return nil, err
 	}
+	l.proc.startDone()
 	return c, nil
 }
 
@@ -206,6 +211,7 @@ func (l *launched) open(ctx context.Context, conn net.Conn, pluginEnd *os.File, 
 	// exit ends the channel.
 	_, err := l.gp.Start()
 	pluginEnd.Close()
+	l.handshook = err == nil
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("pluginclient: starting plugin %q: %w", cfg.Name, err)

@@ -3,7 +3,6 @@ package pluginclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -36,6 +35,8 @@ type process struct {
 	stdout io.ReadCloser
 	stderr io.ReadCloser
 	log    hclog.Logger
+	interp string      // a script's interpreter; empty for a binary
+	tail   *stderrTail // stderr while the plugin starts
 
 	pid    int           // set before Start returns
 	exited chan struct{} // closed once the child has exited, before it is reaped
@@ -44,8 +45,9 @@ type process struct {
 	// waitErr is how the child ended; read it after waited is closed.
 	waitErr error
 
-	mu   sync.Mutex
-	dead bool // the child has exited and its group was killed
+	mu     sync.Mutex
+	dead   bool // the child has exited and its group was killed
+	killed bool // Kill found the child alive: it did not exit by itself
 }
 
 func newProcess(cfg LaunchConfig, pin *Pinned, channelEnd *os.File, pluginEnv []string, log hclog.Logger, stdoutLog io.Writer) (*process, error) {
@@ -59,7 +61,9 @@ func newProcess(cfg LaunchConfig, pin *Pinned, channelEnd *os.File, pluginEnv []
 	}
 	// The plugin's end of the call channel is its descriptor 3.
 	cmd.ExtraFiles = []*os.File{channelEnd}
+	var interpPath string
 	if interp := pin.Interpreter(); interp != nil {
+		interpPath = interp[0]
 		// What the kernel would run for the script, except that the script
 		// is the sealed copy, inherited as the child's descriptor 4: the
 		// one descriptor besides the channel it keeps across exec.
@@ -91,6 +95,8 @@ func newProcess(cfg LaunchConfig, pin *Pinned, channelEnd *os.File, pluginEnv []
 		stderr: stderr,
 		log:    log,
 		exited: make(chan struct{}),
+		interp: interpPath,
+		tail:   &stderrTail{},
 		reap:   make(chan struct{}),
 		waited: make(chan struct{}),
 	}, nil
@@ -162,6 +168,7 @@ func (p *process) Kill(context.Context) error {
 	if p.pid == 0 || p.dead {
 		return nil
 	}
+	p.killed = true
 	err := unix.Kill(-p.pid, unix.SIGKILL)
 	_ = unix.Kill(p.pid, unix.SIGKILL) // in case it left its group
 	if errors.Is(err, unix.ESRCH) {
@@ -171,8 +178,16 @@ func (p *process) Kill(context.Context) error {
 }
 
 func (p *process) Stdout() io.ReadCloser { return p.stdout }
-func (p *process) Stderr() io.ReadCloser { return p.stderr }
-func (p *process) Name() string          { return p.name }
+
+// Stderr is what go-plugin reads the plugin's stderr from; a start keeps
+// the last lines it reads (stderrTail).
+func (p *process) Stderr() io.ReadCloser {
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.TeeReader(p.stderr, p.tail), p.stderr}
+}
+func (p *process) Name() string { return p.name }
 func (p *process) ID() string {
 	if p.pid == 0 {
 		return ""
@@ -180,9 +195,9 @@ func (p *process) ID() string {
 	return strconv.Itoa(p.pid)
 }
 
-func (p *process) Diagnose(context.Context) string {
-	return fmt.Sprintf("plugin %q (%s) did not complete the go-plugin handshake: is it a main package that calls pluginsdk.Serve, built for this OS and architecture?", p.name, p.path)
-}
+// Diagnose adds nothing to go-plugin's error: what went wrong is known
+// only once the process is gone (startFailure).
+func (p *process) Diagnose(context.Context) string { return "" }
 
 func (p *process) PluginToHost(network, addr string) (string, string, error) {
 	return network, addr, nil

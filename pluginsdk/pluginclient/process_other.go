@@ -32,5 +32,7 @@ func (p *process) Stderr() io.ReadCloser                            { return nil
 func (p *process) Name() string                                     { return "" }
 func (p *process) ID() string                                       { return "" }
 func (p *process) Diagnose(context.Context) string                  { return "" }
+func (p *process) startDone()                                       {}
+func (p *process) startFailure(err error, _ bool) error             { return err }
 func (p *process) PluginToHost(n, a string) (string, string, error) { return n, a, nil }
 func (p *process) HostToPlugin(n, a string) (string, string, error) { return n, a, nil }

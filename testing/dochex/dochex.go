@@ -1,4 +1,8 @@
-package wire
+// Package dochex implements reading the hex examples of a normative
+// document (docs/protocol.md, docs/plugin-protocol.md), so that tests can
+// decode them with the code they describe: an example that drifts from the
+// code fails a test.
+package dochex
 
 import (
 	"bufio"
@@ -9,11 +13,8 @@ import (
 	"testing"
 )
 
-// protocolDoc is the normative spec whose hex examples the tests decode.
-const protocolDoc = "../docs/protocol.md"
-
-// docExamples returns the named hex examples under the heading of
-// docs/protocol.md whose text starts with section (e.g. "7.1" or
+// Examples returns the named hex examples under the heading of the
+// markdown file at path whose text starts with section (e.g. "7.1" or
 // "7.1 Preamble and identity payload"). The section runs until the next
 // heading of the same or a higher level.
 //
@@ -28,11 +29,11 @@ const protocolDoc = "../docs/protocol.md"
 // It fails the test if the section is missing or has no examples, if a name
 // repeats, if an example line is not followed by a hex block, or if a block is
 // not valid hex. The returned slices are owned by the caller.
-func docExamples(t testing.TB, section string) map[string][]byte {
+func Examples(t testing.TB, path, section string) map[string][]byte {
 	t.Helper()
-	raw, err := os.ReadFile(protocolDoc)
+	raw, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("reading %s: %v", protocolDoc, err)
+		t.Fatalf("reading %s: %v", path, err)
 	}
 	examples := make(map[string][]byte)
 	var (
@@ -54,7 +55,7 @@ func docExamples(t testing.TB, section string) map[string][]byte {
 			if trimmed == "```" {
 				b, err := hex.DecodeString(block.String())
 				if err != nil {
-					t.Fatalf("%s:%d: example %q: bad hex: %v", protocolDoc, line, pending, err)
+					t.Fatalf("%s:%d: example %q: bad hex: %v", path, line, pending, err)
 				}
 				examples[pending] = b
 				pending, inBlock = "", false
@@ -89,7 +90,7 @@ func docExamples(t testing.TB, section string) map[string][]byte {
 				inSection, found, sectionLevel = true, true, level
 			}
 			if pending != "" {
-				t.Fatalf("%s:%d: example %q has no ```hex block", protocolDoc, line, pending)
+				t.Fatalf("%s:%d: example %q has no ```hex block", path, line, pending)
 			}
 			continue
 		}
@@ -98,32 +99,32 @@ func docExamples(t testing.TB, section string) map[string][]byte {
 		}
 		if name, ok := strings.CutPrefix(trimmed, "example:"); ok {
 			if pending != "" {
-				t.Fatalf("%s:%d: example %q has no ```hex block", protocolDoc, line, pending)
+				t.Fatalf("%s:%d: example %q has no ```hex block", path, line, pending)
 			}
 			name = strings.Trim(strings.TrimSpace(name), "`")
 			if name == "" {
-				t.Fatalf("%s:%d: example without a name", protocolDoc, line)
+				t.Fatalf("%s:%d: example without a name", path, line)
 			}
 			if _, dup := examples[name]; dup {
-				t.Fatalf("%s:%d: example %q defined twice", protocolDoc, line, name)
+				t.Fatalf("%s:%d: example %q defined twice", path, line, name)
 			}
 			pending = name
 			continue
 		}
 		if pending != "" && trimmed != "" {
-			t.Fatalf("%s:%d: example %q: expected a ```hex block, got %q", protocolDoc, line, pending, trimmed)
+			t.Fatalf("%s:%d: example %q: expected a ```hex block, got %q", path, line, pending, trimmed)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatalf("reading %s: %v", protocolDoc, err)
+		t.Fatalf("reading %s: %v", path, err)
 	}
 	switch {
 	case inBlock || pending != "":
-		t.Fatalf("%s: example %q is not terminated", protocolDoc, pending)
+		t.Fatalf("%s: example %q is not terminated", path, pending)
 	case !found:
-		t.Fatalf("%s: no heading starting with %q", protocolDoc, section)
+		t.Fatalf("%s: no heading starting with %q", path, section)
 	case len(examples) == 0:
-		t.Fatalf("%s: section %q has no examples", protocolDoc, section)
+		t.Fatalf("%s: section %q has no examples", path, section)
 	}
 	return examples
 }
