@@ -20,7 +20,7 @@
 // copy pinned by its digest, with one end of a Unix socket pair as its
 // descriptor 3: the call channel. On it the node asks the plugin to
 // describe itself, configures it, and then calls it, with the network's
-// own messages (docs/plugins.md, "The plugin protocol"); the plugin's Host
+// own messages (docs/plugin-protocol.md); the plugin's Host
 // callbacks travel the other way on the same channel. go-plugin's gRPC
 // server (on a Unix socket in a directory only the node's user can reach;
 // no TLS) carries only go-plugin's own services: stdio and shutdown.

@@ -55,7 +55,7 @@ func newServer(cfg Config) (*server, error) {
 }
 
 // ServeConn serves cfg over conn, the plugin's end of a call channel
-// (docs/plugins.md, "The call channel"), until the node closes or retires
+// (docs/plugin-protocol.md), until the node closes or retires
 // the channel, or ctx ends. When ctx ends, the plugin retires the channel
 // itself: the node sends no new calls, running handlers get up to a few
 // seconds to finish and be answered, and then the channel is closed.

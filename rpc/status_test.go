@@ -108,19 +108,19 @@ func TestOutcome(t *testing.T) {
 	}
 }
 
-// TestPluginDocStatuses checks the status codes docs/plugins.md gives
-// plugin authors in other languages against the vocabulary.
+// TestPluginDocStatuses checks the status codes docs/plugin-protocol.md
+// gives plugin authors in other languages against the vocabulary.
 func TestPluginDocStatuses(t *testing.T) {
-	doc, err := os.ReadFile("../docs/plugins.md")
+	doc, err := os.ReadFile("../docs/plugin-protocol.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, para, ok := strings.Cut(string(doc), "**Statuses.**")
+	_, section, ok := strings.Cut(string(doc), "## 9. Statuses")
 	if !ok {
-		t.Fatal("docs/plugins.md has no Statuses paragraph")
+		t.Fatal("docs/plugin-protocol.md has no Statuses section")
 	}
-	para, _, _ = strings.Cut(para, "\n\n")
-	pairs := regexp.MustCompile("(\\d+)\\s+`([a-z_]+)`").FindAllStringSubmatch(para, -1)
+	section, _, _ = strings.Cut(section, "\n## ")
+	pairs := regexp.MustCompile("(?m)^\\| (\\d+) \\| `([a-z_]+)`").FindAllStringSubmatch(section, -1)
 	seen := map[rpc.Status]bool{}
 	for _, p := range pairs {
 		n, _ := strconv.Atoi(p[1])
@@ -131,7 +131,7 @@ func TestPluginDocStatuses(t *testing.T) {
 	}
 	for _, s := range append([]rpc.Status{rpc.StatusOK}, all...) {
 		if !seen[s] {
-			t.Errorf("docs/plugins.md does not list status %d (%s)", s, s)
+			t.Errorf("docs/plugin-protocol.md does not list status %d (%s)", s, s)
 		}
 	}
 }

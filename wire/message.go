@@ -157,7 +157,7 @@ func (s Status) valid() bool { return s <= StatusTooLarge }
 // FirstLocalStatus is the first of the local statuses, 64 to 127: outcomes
 // that only a caller observes (package rpc names them). They never travel
 // between peers; a plugin's call channel carries them in replies to the
-// plugin's callbacks (docs/plugins.md). AppendMessage encodes them, and a
+// plugin's callbacks (docs/plugin-protocol.md). AppendMessage encodes them, and a
 // Decoder accepts them only after AcceptLocalStatuses.
 const FirstLocalStatus Status = 64
 

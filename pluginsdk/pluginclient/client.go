@@ -83,7 +83,7 @@ type Client struct {
 }
 
 // Open runs the protocol over conn, the node's end of a call channel
-// (docs/plugins.md), whose other end a plugin serves: it asks the plugin to
+// (docs/plugin-protocol.md), whose other end a plugin serves: it asks the plugin to
 // describe itself and configures it. Launch uses it; package plugintest
 // uses it in-process. It blocks until the plugin is ready or ctx ends. The
 // Client owns conn from now on, also when Open fails.

@@ -1,7 +1,7 @@
 // Package channel implements the plugin call channel: the network's
 // messages (docs/protocol.md §5, package wire's codec) over the socket pair
 // a node shares with each plugin process, spoken the same way at both ends
-// (docs/plugins.md, "The call channel").
+// (docs/plugin-protocol.md).
 //
 // Either end calls and sends; either end serves. Every call and send names a
 // peer in front of its arguments: the peer a call comes from (node to

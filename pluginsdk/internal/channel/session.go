@@ -10,8 +10,8 @@ import (
 	"github.com/peernet/peernet/trust"
 )
 
-// The bodies of the session's own calls are JSON (docs/plugins.md, "The
-// call channel"), so that a plugin in any language reads them with its
+// The bodies of the session's own calls are JSON (docs/plugin-protocol.md,
+// §5 and §7), so that a plugin in any language reads them with its
 // standard library.
 
 // Description is the result of HandleDescribe.
