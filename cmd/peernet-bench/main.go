@@ -52,23 +52,24 @@ import (
 
 // options are the command's flags.
 type options struct {
-	n          int           // sequential calls per payload size
-	warm       int           // sequential warm-up calls per payload size
-	dur        time.Duration // measured duration of each in-flight case
-	warmDur    time.Duration // warm-up before each in-flight case
-	inflight   int           // calls in flight on one connection
-	connects   int           // connect-to-first-reply trials
-	rounds     int           // rounds of every case; the best is reported
-	launches   int           // plugin launches per kind for start-to-first-call
-	idle       int           // idle connections for the idle section
-	idleWarm   int           // bytes of one call each idle client makes first; 0: none
-	sections   []string      // tcp, grpc, peernet, idle, plugin, hostile
-	cases      []string      // seq, rps, mbps, connect
-	sizes      []int         // payload sizes of the sequential case
-	json       bool
-	cpuprofile string
-	memprofile string
-	verbose    bool
+	n           int           // sequential calls per payload size
+	warm        int           // sequential warm-up calls per payload size
+	dur         time.Duration // measured duration of each in-flight case
+	warmDur     time.Duration // warm-up before each in-flight case
+	inflight    int           // calls in flight on one connection
+	connects    int           // connect-to-first-reply trials
+	rounds      int           // rounds of every case; the best is reported
+	launches    int           // plugin launches per kind for start-to-first-call
+	manyPlugins int           // plugins one peernet-host starts at once; 0: none
+	idle        int           // idle connections for the idle section
+	idleWarm    int           // bytes of one call each idle client makes first; 0: none
+	sections    []string      // tcp, grpc, peernet, idle, plugin, hostile
+	cases       []string      // seq, rps, mbps, connect
+	sizes       []int         // payload sizes of the sequential case
+	json        bool
+	cpuprofile  string
+	memprofile  string
+	verbose     bool
 }
 
 var (
@@ -82,7 +83,7 @@ func (o *options) does(testCase string) bool { return slices.Contains(o.cases, t
 func main() {
 	var o options
 	var only, cases, sizes string
-	var serveIdle bool
+	var serveIdle, serveFloorFlag bool
 	flag.IntVar(&o.n, "n", 2000, "sequential calls per payload size, after warm-up")
 	flag.DurationVar(&o.dur, "d", 2*time.Second, "measured duration of each 64-in-flight case")
 	flag.IntVar(&o.idle, "idle", 1000, "idle PeerNet connections to open for the idle section")
@@ -99,8 +100,18 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured sections (not the idle child) to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to this file at the end")
 	flag.BoolVar(&o.verbose, "v", false, "report progress on stderr")
+	flag.IntVar(&o.manyPlugins, "plugins", 100, "plugins one peernet-host starts from one binary in the plugin section (0: skip that part)")
 	flag.BoolVar(&serveIdle, "serve-idle", false, "internal: run the node of the idle section, driven over stdin/stdout")
+	flag.BoolVar(&serveFloorFlag, "serve-floor", false, "internal: echo the plugin section's floor frames on descriptor 3")
 	flag.Parse()
+
+	if serveFloorFlag {
+		if err := serveFloor(); err != nil {
+			fmt.Fprintln(os.Stderr, "peernet-bench -serve-floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	if serveIdle {
 		if err := serveIdleNode(os.Stdin, os.Stdout); err != nil {
@@ -122,8 +133,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "peernet-bench: -sizes:", err)
 		os.Exit(2)
 	}
-	if o.n < 1 || o.dur <= 0 || o.idle < 1 || o.connects < 1 || o.inflight < 1 || o.rounds < 1 || o.launches < 1 || o.idleWarm < 0 || o.idleWarm > bulkPayload {
-		fmt.Fprintln(os.Stderr, "peernet-bench: -n, -d, -idle, -connects, -inflight, -rounds and -launches must be positive; -idle-warm at most 65536")
+	if o.n < 1 || o.dur <= 0 || o.idle < 1 || o.connects < 1 || o.inflight < 1 || o.rounds < 1 || o.launches < 1 || o.manyPlugins < 0 || o.idleWarm < 0 || o.idleWarm > bulkPayload {
+		fmt.Fprintln(os.Stderr, "peernet-bench: -n, -d, -idle, -connects, -inflight, -rounds and -launches must be positive; -plugins not negative; -idle-warm at most 65536")
 		os.Exit(2)
 	}
 	o.warm = max(o.n/10, 50)
