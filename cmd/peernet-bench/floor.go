@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // The plugin section's floor is the raw TCP baseline's frames (tcp.go: an
@@ -62,7 +64,21 @@ func startFloor() (*floorChild, error) {
 		cmd.Wait()
 		return nil, err
 	}
-	return &floorChild{cmd: cmd, client: newFrameClient(c)}, nil
+	f := &floorChild{cmd: cmd, client: newFrameClient(c)}
+	// One echo, so that the child is past exec and serving when startFloor
+	// returns (its RSS is read next), as a plugin is once started.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := payload(smallPayload)
+	r, err := f.client.echo(ctx, p)
+	if err == nil {
+		err = checkEcho(r, p)
+	}
+	if err != nil {
+		f.close()
+		return nil, fmt.Errorf("floor child: %w", err)
+	}
+	return f, nil
 }
 
 // pid is the echo process's ID.

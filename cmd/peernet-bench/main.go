@@ -8,16 +8,20 @@
 // 64 calls in flight on one connection, connect-to-first-reply time, and,
 // for PeerNet, the cost of an idle connection measured in a child process.
 //
-// Its plugin section compares a PeerNet call answered in-process with the
-// same call answered by the plugins/echo process through the node's plugin
-// supervisor, that plugin called directly, and the anchor, a plain go-plugin
-// gRPC plugin with one unary RPC per echo; and it times a plugin's start to
-// its first answered call (the connect case). It builds both plugins with
-// the go command, so run it from inside the peernet module.
+// Its plugin section compares, side by side, the anchor (a plain go-plugin
+// gRPC plugin, one unary RPC per echo, plaintext), a PeerNet call answered
+// by the plugins/echo process through the node's plugin supervisor, that
+// plugin called straight over its call channel, and the floor (multiplexed
+// frames over a Unix socket pair to another process); it reads each
+// plugin process's RSS, times a plugin's start and restart to its first
+// answered call against go-plugin's (the connect case), and starts
+// -plugins plugins from one binary under one peernet-host. It builds the
+// plugins and peernet-host with the go command, so run it from inside the
+// peernet module.
 //
 // Usage:
 //
-//	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0] [-launches 10]
+//	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0] [-launches 10] [-plugins 100]
 //	              [-only tcp,noise,grpc,peernet,peernet-chacha,idle,plugin,hostile] [-cases seq,rps,mbps,connect]
 //	              [-sizes 64,4096,65536] [-json] [-cpuprofile f] [-memprofile f] [-v]
 //
@@ -32,7 +36,8 @@
 //	peernet-bench -only peernet -cases rps -d 5s -cpuprofile rps.prof
 //
 // The command re-executes itself with -serve-idle to host the node whose idle
-// connections are measured; that flag is not meant to be used by hand.
+// connections are measured, and with -serve-floor to echo the plugin
+// section's floor frames; those flags are not meant to be used by hand.
 package main
 
 import (
@@ -94,7 +99,7 @@ func main() {
 	flag.IntVar(&o.inflight, "inflight", 64, "calls in flight on one connection for the rps and mbps cases")
 	flag.StringVar(&only, "only", strings.Join(allSections, ","), "comma list of sections to run: "+strings.Join(allSections, ","))
 	flag.StringVar(&cases, "cases", strings.Join(allCases, ","), "comma list of cases for tcp, grpc and peernet: "+strings.Join(allCases, ",")+
-		"; the plugin section does seq (64 B only) and rps, and connect as plugin start to first call")
+		"; the plugin section does seq (64 B only), rps and mbps, and connect as plugin start to first reply")
 	flag.StringVar(&sizes, "sizes", "64,4096,65536", "comma list of payload sizes (bytes) for the sequential case")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured sections (not the idle child) to this file")
@@ -253,7 +258,7 @@ func run(o *options) error {
 		rep.Idle = res
 	}
 	if o.has("plugin") {
-		o.progress("plugin: in-process handler, plugin through the supervisor, plugin stream, go-plugin unary")
+		o.progress("plugin: go-plugin, through node, straight, floor")
 		res, err := measurePlugins(o)
 		if err != nil {
 			return fmt.Errorf("plugin: %w", err)

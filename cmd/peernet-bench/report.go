@@ -245,9 +245,12 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 
-	fmt.Fprintln(w, "Targets for PeerNet:")
+	fmt.Fprintln(w, "Targets for PeerNet (those measured in this run; -json lists all):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range r.Targets {
+		if t.Result == "SKIP" {
+			continue
+		}
 		shown := t.Shown
 		if shown == "" {
 			shown = "-"
