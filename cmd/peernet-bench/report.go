@@ -76,7 +76,8 @@ var notes = []string{
 		"from its exec; all running = every plugin \"running\" on the control socket (polled every 5 ms); first " +
 		"answer = the node's first reply to a probe peer's call of the first plugin, whatever its status; first " +
 		"served = the first such call a plugin answered. Used memory = MemTotal − MemAvailable, the whole " +
-		"machine's (other work on it shows up too); RSS and PSS add up the daemon's and its plugins'.",
+		"machine's (other work on it shows up too): the smaller of its rise from before the start and its fall " +
+		"once the daemon stopped. RSS and PSS add up the daemon's and its plugins'.",
 }
 
 func (r *report) system(name string) *systemResult {
@@ -382,7 +383,7 @@ func writePlugins(w io.Writer, p *pluginReport, inflight int) {
 		fmt.Fprintf(tw, "  node's first answer to its call\t%.0f ms\t%s\n", m.FirstAnswerMs, m.FirstAnswer)
 		fmt.Fprintf(tw, "  first call a plugin answered\t%.0f ms\t(%d of %d plugins running then)\n", m.FirstServedMs, m.RunningAtServed, m.Plugins)
 		fmt.Fprintf(tw, "  all %d running\t%.0f ms\n", m.Plugins, m.AllRunningMs)
-		fmt.Fprintf(tw, "  machine's used memory\t%+.0f MB\t(%.0f → %.0f MB)\n", float64(m.UsedDelta())/1e6, float64(m.UsedBefore)/1e6, float64(m.UsedAfter)/1e6)
+		fmt.Fprintf(tw, "  machine's used memory\t%+.0f MB\t(%.0f MB before → %.0f MB running → %.0f MB stopped)\n", float64(m.UsedDelta())/1e6, float64(m.UsedBefore)/1e6, float64(m.UsedAfter)/1e6, float64(m.UsedStopped)/1e6)
 		fmt.Fprintf(tw, "  daemon + plugins\tRSS %.0f MB\tPSS %.0f MB\t(daemon RSS %.0f MB)\n", float64(m.RSS)/1e6, float64(m.PSS)/1e6, float64(m.DaemonRSS)/1e6)
 		tw.Flush()
 	}
