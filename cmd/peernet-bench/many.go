@@ -65,6 +65,11 @@ type manyResult struct {
 	RSS       int64 `json:"rss_bytes"`
 	PSS       int64 `json:"pss_bytes"`
 	DaemonRSS int64 `json:"daemon_rss_bytes"`
+	// CPUms is the CPU time the daemon and its plugins had used once all
+	// ran (their live threads'): what starting them cost, whatever the
+	// order; over the machine's cores, a bound on how fast they can start.
+	CPUms       float64 `json:"cpu_ms"`
+	DaemonCPUms float64 `json:"daemon_cpu_ms"` // the daemon's part of CPUms
 }
 
 // UsedDelta is what the daemon and its plugins added to the machine's used
@@ -195,6 +200,11 @@ func measureMany(o *options, b *pluginBinaries) (*manyResult, error) {
 		pids = append(pids, st.Pid)
 	}
 	res.DaemonRSS = processRSS(cmd.Process.Pid)
+	var cpu time.Duration
+	for _, pid := range pids {
+		cpu += processRuntime(pid)
+	}
+	res.CPUms, res.DaemonCPUms = millis(cpu), millis(processRuntime(cmd.Process.Pid))
 	for _, pid := range pids {
 		res.RSS += processRSS(pid)
 		res.PSS += procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")

@@ -87,3 +87,32 @@ func kBField(b []byte, key string) int64 {
 	}
 	return 0
 }
+
+// processRuntime is the CPU time process pid's live threads have used, from
+// /proc/PID/task/*/schedstat (nanoseconds, unlike /proc/PID/stat's ticks);
+// threads that have exited are not counted. 0 if it cannot be read.
+func processRuntime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			continue
+		}
+		if ns, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+			total += time.Duration(ns)
+		}
+	}
+	return total
+}

@@ -382,7 +382,7 @@ func writePlugins(w io.Writer, p *pluginReport, inflight int) {
 		fmt.Fprintf(tw, "  probe peer's handshake done\t%.0f ms\n", m.ConnectedMs)
 		fmt.Fprintf(tw, "  node's first answer to its call\t%.0f ms\t%s\n", m.FirstAnswerMs, m.FirstAnswer)
 		fmt.Fprintf(tw, "  first call a plugin answered\t%.0f ms\t(%d of %d plugins running then)\n", m.FirstServedMs, m.RunningAtServed, m.Plugins)
-		fmt.Fprintf(tw, "  all %d running\t%.0f ms\n", m.Plugins, m.AllRunningMs)
+		fmt.Fprintf(tw, "  all %d running\t%.0f ms\t(CPU time by then: %.0f ms, %.1f ms a plugin; the daemon's %.0f ms)\n", m.Plugins, m.AllRunningMs, m.CPUms, m.CPUms/float64(m.Plugins), m.DaemonCPUms)
 		fmt.Fprintf(tw, "  machine's used memory\t%+.0f MB\t(%.0f MB before → %.0f MB running → %.0f MB stopped)\n", float64(m.UsedDelta())/1e6, float64(m.UsedBefore)/1e6, float64(m.UsedAfter)/1e6, float64(m.UsedStopped)/1e6)
 		fmt.Fprintf(tw, "  daemon + plugins\tRSS %.0f MB\tPSS %.0f MB\t(daemon RSS %.0f MB)\n", float64(m.RSS)/1e6, float64(m.PSS)/1e6, float64(m.DaemonRSS)/1e6)
 		tw.Flush()
