@@ -67,7 +67,7 @@ var notes = []string{
 		"to a plugins/echo process over its call channel, no node; floor = id+length frames multiplexed over a Unix " +
 		"socket pair to a child process (this command with -serve-floor) that echoes them. CPU figures add the " +
 		"server process's CPU time (from /proc, 10 ms ticks). RSS is that process's VmRSS just started, before any " +
-		"call, and after the 64 KiB case.",
+		"call (the floor's after one echo that shows it serving), and after the 64 KiB case.",
 	"Plugin start to first reply: from the start of pluginclient.Launch (or go-plugin NewClient) to the first " +
 		"answered 64 B echo, on a fresh process each time; a start reads and hashes the binary into a sealed copy " +
 		"and checks its digest, a restart runs a copy pinned before (LaunchConfig.Pinned), as the supervisor " +
