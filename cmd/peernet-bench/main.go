@@ -8,16 +8,20 @@
 // 64 calls in flight on one connection, connect-to-first-reply time, and,
 // for PeerNet, the cost of an idle connection measured in a child process.
 //
-// Its plugin section compares a PeerNet call answered in-process with the
-// same call answered by the plugins/echo process through the node's plugin
-// supervisor, that plugin called directly, and the anchor, a plain go-plugin
-// gRPC plugin with one unary RPC per echo; and it times a plugin's start to
-// its first answered call (the connect case). It builds both plugins with
-// the go command, so run it from inside the peernet module.
+// Its plugin section compares, side by side, the anchor (a plain go-plugin
+// gRPC plugin, one unary RPC per echo, plaintext), a PeerNet call answered
+// by the plugins/echo process through the node's plugin supervisor, that
+// plugin called straight over its call channel, and the floor (multiplexed
+// frames over a Unix socket pair to another process); it reads each
+// plugin process's RSS, times a plugin's start and restart to its first
+// answered call against go-plugin's (the connect case), and starts
+// -plugins plugins from one binary under one peernet-host. It builds the
+// plugins and peernet-host with the go command, so run it from inside the
+// peernet module.
 //
 // Usage:
 //
-//	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0] [-launches 10]
+//	peernet-bench [-n 2000] [-d 2s] [-rounds 2] [-idle 1000] [-idle-warm 0] [-launches 10] [-plugins 100]
 //	              [-only tcp,noise,grpc,peernet,peernet-chacha,idle,plugin,hostile] [-cases seq,rps,mbps,connect]
 //	              [-sizes 64,4096,65536] [-json] [-cpuprofile f] [-memprofile f] [-v]
 //
@@ -32,7 +36,8 @@
 //	peernet-bench -only peernet -cases rps -d 5s -cpuprofile rps.prof
 //
 // The command re-executes itself with -serve-idle to host the node whose idle
-// connections are measured; that flag is not meant to be used by hand.
+// connections are measured, and with -serve-floor to echo the plugin
+// section's floor frames; those flags are not meant to be used by hand.
 package main
 
 import (
@@ -52,23 +57,24 @@ import (
 
 // options are the command's flags.
 type options struct {
-	n          int           // sequential calls per payload size
-	warm       int           // sequential warm-up calls per payload size
-	dur        time.Duration // measured duration of each in-flight case
-	warmDur    time.Duration // warm-up before each in-flight case
-	inflight   int           // calls in flight on one connection
-	connects   int           // connect-to-first-reply trials
-	rounds     int           // rounds of every case; the best is reported
-	launches   int           // plugin launches per kind for start-to-first-call
-	idle       int           // idle connections for the idle section
-	idleWarm   int           // bytes of one call each idle client makes first; 0: none
-	sections   []string      // tcp, grpc, peernet, idle, plugin, hostile
-	cases      []string      // seq, rps, mbps, connect
-	sizes      []int         // payload sizes of the sequential case
-	json       bool
-	cpuprofile string
-	memprofile string
-	verbose    bool
+	n           int           // sequential calls per payload size
+	warm        int           // sequential warm-up calls per payload size
+	dur         time.Duration // measured duration of each in-flight case
+	warmDur     time.Duration // warm-up before each in-flight case
+	inflight    int           // calls in flight on one connection
+	connects    int           // connect-to-first-reply trials
+	rounds      int           // rounds of every case; the best is reported
+	launches    int           // plugin launches per kind for start-to-first-call
+	manyPlugins int           // plugins one peernet-host starts at once; 0: none
+	idle        int           // idle connections for the idle section
+	idleWarm    int           // bytes of one call each idle client makes first; 0: none
+	sections    []string      // tcp, grpc, peernet, idle, plugin, hostile
+	cases       []string      // seq, rps, mbps, connect
+	sizes       []int         // payload sizes of the sequential case
+	json        bool
+	cpuprofile  string
+	memprofile  string
+	verbose     bool
 }
 
 var (
@@ -82,7 +88,7 @@ func (o *options) does(testCase string) bool { return slices.Contains(o.cases, t
 func main() {
 	var o options
 	var only, cases, sizes string
-	var serveIdle bool
+	var serveIdle, serveFloorFlag bool
 	flag.IntVar(&o.n, "n", 2000, "sequential calls per payload size, after warm-up")
 	flag.DurationVar(&o.dur, "d", 2*time.Second, "measured duration of each 64-in-flight case")
 	flag.IntVar(&o.idle, "idle", 1000, "idle PeerNet connections to open for the idle section")
@@ -93,14 +99,24 @@ func main() {
 	flag.IntVar(&o.inflight, "inflight", 64, "calls in flight on one connection for the rps and mbps cases")
 	flag.StringVar(&only, "only", strings.Join(allSections, ","), "comma list of sections to run: "+strings.Join(allSections, ","))
 	flag.StringVar(&cases, "cases", strings.Join(allCases, ","), "comma list of cases for tcp, grpc and peernet: "+strings.Join(allCases, ",")+
-		"; the plugin section does seq (64 B only) and rps, and connect as plugin start to first call")
+		"; the plugin section does seq (64 B only), rps and mbps, and connect as plugin start to first reply")
 	flag.StringVar(&sizes, "sizes", "64,4096,65536", "comma list of payload sizes (bytes) for the sequential case")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured sections (not the idle child) to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile to this file at the end")
 	flag.BoolVar(&o.verbose, "v", false, "report progress on stderr")
+	flag.IntVar(&o.manyPlugins, "plugins", 100, "plugins one peernet-host starts from one binary in the plugin section (0: skip that part)")
 	flag.BoolVar(&serveIdle, "serve-idle", false, "internal: run the node of the idle section, driven over stdin/stdout")
+	flag.BoolVar(&serveFloorFlag, "serve-floor", false, "internal: echo the plugin section's floor frames on descriptor 3")
 	flag.Parse()
+
+	if serveFloorFlag {
+		if err := serveFloor(); err != nil {
+			fmt.Fprintln(os.Stderr, "peernet-bench -serve-floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	if serveIdle {
 		if err := serveIdleNode(os.Stdin, os.Stdout); err != nil {
@@ -122,8 +138,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "peernet-bench: -sizes:", err)
 		os.Exit(2)
 	}
-	if o.n < 1 || o.dur <= 0 || o.idle < 1 || o.connects < 1 || o.inflight < 1 || o.rounds < 1 || o.launches < 1 || o.idleWarm < 0 || o.idleWarm > bulkPayload {
-		fmt.Fprintln(os.Stderr, "peernet-bench: -n, -d, -idle, -connects, -inflight, -rounds and -launches must be positive; -idle-warm at most 65536")
+	if o.n < 1 || o.dur <= 0 || o.idle < 1 || o.connects < 1 || o.inflight < 1 || o.rounds < 1 || o.launches < 1 || o.manyPlugins < 0 || o.idleWarm < 0 || o.idleWarm > bulkPayload {
+		fmt.Fprintln(os.Stderr, "peernet-bench: -n, -d, -idle, -connects, -inflight, -rounds and -launches must be positive; -plugins not negative; -idle-warm at most 65536")
 		os.Exit(2)
 	}
 	o.warm = max(o.n/10, 50)
@@ -242,7 +258,7 @@ func run(o *options) error {
 		rep.Idle = res
 	}
 	if o.has("plugin") {
-		o.progress("plugin: in-process handler, plugin through the supervisor, plugin stream, go-plugin unary")
+		o.progress("plugin: go-plugin, through node, straight, floor")
 		res, err := measurePlugins(o)
 		if err != nil {
 			return fmt.Errorf("plugin: %w", err)

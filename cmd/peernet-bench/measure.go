@@ -35,17 +35,17 @@ type system struct {
 	connect func(ctx context.Context) (time.Duration, error)
 	// close stops the server and the client; it blocks until they are down.
 	close func()
-	// childCPU, if set, is the CPU time used so far by a process the
-	// system's server runs in besides this one (a plugin), added to this
-	// process's for the CPU figures.
-	childCPU func() time.Duration
+	// childPID, if set, is the process the system's server runs in
+	// besides this one (a plugin): its CPU time is added to this process's
+	// for the CPU figures, and the plugin section reports its RSS.
+	childPID func() int
 }
 
 // cpuTime is the CPU time used so far by the processes sys runs in.
 func (sys system) cpuTime() time.Duration {
 	d := cpuTime()
-	if sys.childCPU != nil {
-		d += sys.childCPU()
+	if sys.childPID != nil {
+		d += processCPU(sys.childPID())
 	}
 	return d
 }
@@ -63,6 +63,11 @@ type systemResult struct {
 	CPUPerMBUs   float64 `json:"cpu_us_per_MB_64KiB,omitempty"`
 	ConnectUs    float64 `json:"connect_first_reply_p50_us,omitempty"`
 	ConnectMin   float64 `json:"connect_first_reply_min_us,omitempty"`
+	// RSSIdle and RSSAfterBulk are the VmRSS of the server's own process
+	// (a plugin's), in bytes, just started and after the 64 KiB case; the
+	// plugin section fills them in.
+	RSSIdle      int64 `json:"rss_idle_bytes,omitempty"`
+	RSSAfterBulk int64 `json:"rss_after_64KiB_bytes,omitempty"`
 }
 
 type seqResult struct {

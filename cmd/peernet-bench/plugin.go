@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,41 +24,48 @@ import (
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 )
 
-// The plugin section compares, in one run, a 64-byte echo served four ways:
+// The plugin section compares, in one run, a plugin's echo served four ways:
 //
-//	in-process       PeerNet Call from one node to another, answered by a
-//	                 Go handler in the server node (the peernet section's path)
-//	plugin           the same Call, answered by the plugins/echo process
-//	                 through the server node's plugin supervisor
-//	plugin stream    pluginclient.Client.Call straight to a plugins/echo
-//	                 process, no node: the plugin hop on its own
-//	go-plugin unary  the anchor: a plain go-plugin gRPC plugin, one unary
-//	                 RPC per echo (internal/unaryecho), over the same
-//	                 transport (plaintext gRPC on a Unix socket)
+//	go-plugin     the anchor: a plain go-plugin gRPC plugin, one unary RPC
+//	              per echo (internal/unaryecho), plaintext gRPC on a Unix
+//	              socket, no AutoMTLS
+//	through node  a PeerNet Call from one node to another, answered by the
+//	              plugins/echo process through the server node's plugin
+//	              supervisor
+//	straight      pluginclient.Client.Call straight to a plugins/echo
+//	              process over its call channel, no node
+//	floor         raw multiplexed frames (id, length, payload) over a Unix
+//	              socket pair to another process (floor.go)
 //
-// and times a plugin's start to its first answered call. Both plugin
-// binaries are built with the go command when the section starts.
+// with sequential 64 B calls, 64 calls of 64 B and of 64 KiB in flight, and
+// each plugin process's RSS; it times a plugin's start and restart to its
+// first answered call against go-plugin's start, and starts many plugins at
+// once from one binary under one peernet-host (many.go). The binaries are
+// built with the go command when the section starts.
 const (
 	echoPluginPkg   = "github.com/peernet/peernet/plugins/echo"
 	anchorPluginPkg = "github.com/peernet/peernet/cmd/peernet-bench/internal/unaryechoplugin"
+	hostPkg         = "github.com/peernet/peernet/cmd/peernet-host"
 
 	// Names of the section's systems, as reported.
-	inProcessName    = "in-process"
-	pluginRoutedName = "plugin"
-	pluginStreamName = "plugin stream"
-	anchorName       = "go-plugin unary"
+	anchorName   = "go-plugin"
+	routedName   = "through node"
+	straightName = "straight"
+	floorName    = "floor"
 )
 
 // pluginReport is what the plugin section measured.
 type pluginReport struct {
 	Systems []*systemResult `json:"systems"`
-	// Start is the start-to-first-call figure of each way of launching.
-	Start    []startResult `json:"start_to_first_call,omitempty"`
+	// Start is the start-to-first-reply figure of each way of starting.
+	Start    []startResult `json:"start_to_first_reply,omitempty"`
 	Launches int           `json:"launches"`
+	// Many is the start of many plugins under one peernet-host.
+	Many *manyResult `json:"many,omitempty"`
 	// EchoBinary is the plugins/echo binary's size and SHA-256.
 	EchoBytes  int64  `json:"echo_binary_bytes"`
 	EchoSHA256 string `json:"echo_binary_sha256"`
-	// BuildSeconds is how long building both binaries took.
+	// BuildSeconds is how long building the binaries took.
 	BuildSeconds float64 `json:"build_seconds"`
 }
 
@@ -97,25 +101,32 @@ func (r *pluginReport) start(name string) *startResult {
 	return nil
 }
 
-// pluginBinaries are the plugin executables the section runs.
+// pluginBinaries are the executables the section runs.
 type pluginBinaries struct {
-	dir       string // temporary; holds both and the sockets' directory
+	dir       string // temporary; holds them and the sockets' directory
 	echo      string
 	echoSum   string
 	anchor    string
+	host      string // peernet-host; "" when not built
 	socketDir string // short and private, for go-plugin's Unix sockets
 }
 
-// buildPlugins builds plugins/echo and the anchor into a new temporary
-// directory and hashes the echo binary. The caller removes b.dir.
-func buildPlugins(o *options) (*pluginBinaries, error) {
+// buildPlugins builds plugins/echo, the anchor and, if withHost,
+// peernet-host into a new temporary directory and hashes the echo binary.
+// The caller removes b.dir.
+func buildPlugins(o *options, withHost bool) (*pluginBinaries, error) {
 	dir, err := os.MkdirTemp("", "pnb")
 	if err != nil {
 		return nil, err
 	}
 	b := &pluginBinaries{dir: dir, echo: filepath.Join(dir, "echo"), anchor: filepath.Join(dir, "unaryecho"), socketDir: filepath.Join(dir, "s")}
+	builds := []struct{ out, pkg string }{{b.echo, echoPluginPkg}, {b.anchor, anchorPluginPkg}}
+	if withHost {
+		b.host = filepath.Join(dir, "peernet-host")
+		builds = append(builds, struct{ out, pkg string }{b.host, hostPkg})
+	}
 	src := moduleDir()
-	for _, t := range []struct{ out, pkg string }{{b.echo, echoPluginPkg}, {b.anchor, anchorPluginPkg}} {
+	for _, t := range builds {
 		o.progress("plugin: go build %s", t.pkg)
 		cmd := exec.Command("go", "build", "-o", t.out, t.pkg)
 		cmd.Dir = src
@@ -125,6 +136,10 @@ func buildPlugins(o *options) (*pluginBinaries, error) {
 		}
 	}
 	if b.echoSum, err = fileSHA256(b.echo); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := os.MkdirAll(b.socketDir, 0o700); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -161,7 +176,7 @@ func fileSHA256(path string) (string, error) {
 // measurePlugins runs the plugin section.
 func measurePlugins(o *options) (*pluginReport, error) {
 	t0 := time.Now()
-	bins, err := buildPlugins(o)
+	bins, err := buildPlugins(o, o.manyPlugins > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -171,35 +186,14 @@ func measurePlugins(o *options) (*pluginReport, error) {
 		rep.EchoBytes = fi.Size()
 	}
 
-	// The sequential and in-flight cases, with the measuring code of the
-	// other sections; the connect case is replaced by the launches below.
+	// The sequential (64 B only) and in-flight cases, with the measuring
+	// code of the other sections; the connect case is replaced by the
+	// starts below.
 	po := *o
 	po.sizes = []int{smallPayload}
-	po.cases = slices.DeleteFunc(slices.Clone(o.cases), func(c string) bool { return c != "seq" && c != "rps" })
+	po.cases = slices.DeleteFunc(slices.Clone(o.cases), func(c string) bool { return c == "connect" })
 	if len(po.cases) > 0 {
-		var systems []system
-		defer func() {
-			for _, s := range systems {
-				s.close()
-			}
-		}()
-		for _, s := range []struct {
-			name string
-			sys  func(*pluginBinaries) (system, error)
-		}{
-			{inProcessName, func(*pluginBinaries) (system, error) { return newPeerNetSystem() }},
-			{pluginRoutedName, newPluginRoutedSystem},
-			{pluginStreamName, newPluginStreamSystem},
-			{anchorName, newAnchorSystem},
-		} {
-			sys, err := s.sys(bins)
-			if err != nil {
-				return nil, fmt.Errorf("%s: setting up: %w", s.name, err)
-			}
-			sys.name = s.name
-			systems = append(systems, sys)
-		}
-		if rep.Systems, err = measureSystems(&po, systems); err != nil {
+		if err := measurePluginSystems(&po, bins, rep); err != nil {
 			return nil, err
 		}
 	}
@@ -208,12 +202,60 @@ func measurePlugins(o *options) (*pluginReport, error) {
 			return nil, err
 		}
 	}
+	if o.manyPlugins > 0 {
+		if rep.Many, err = measureMany(o, bins); err != nil {
+			return nil, fmt.Errorf("%d plugins: %w", o.manyPlugins, err)
+		}
+	}
 	return rep, nil
+}
+
+// measurePluginSystems sets up the four systems, reads each server
+// process's RSS (just started, no call made yet), runs the cases, and reads
+// the RSS again (after the last 64 KiB case).
+func measurePluginSystems(o *options, bins *pluginBinaries, rep *pluginReport) error {
+	var systems []system
+	defer func() {
+		for _, s := range systems {
+			s.close()
+		}
+	}()
+	for _, s := range []struct {
+		name string
+		sys  func(*pluginBinaries) (system, error)
+	}{
+		{anchorName, newAnchorSystem},
+		{routedName, newPluginRoutedSystem},
+		{straightName, newPluginStraightSystem},
+		{floorName, newFloorSystem},
+	} {
+		sys, err := s.sys(bins)
+		if err != nil {
+			return fmt.Errorf("%s: setting up: %w", s.name, err)
+		}
+		sys.name = s.name
+		systems = append(systems, sys)
+	}
+	idle := make([]int64, len(systems))
+	for i, sys := range systems {
+		idle[i] = processRSS(sys.childPID())
+	}
+	var err error
+	if rep.Systems, err = measureSystems(o, systems); err != nil {
+		return err
+	}
+	for i, sys := range systems {
+		rep.Systems[i].RSSIdle = idle[i]
+		if o.does("mbps") {
+			rep.Systems[i].RSSAfterBulk = processRSS(sys.childPID())
+		}
+	}
+	return nil
 }
 
 // newPluginRoutedSystem starts two nodes; the server runs plugins/echo
 // under a supervisor, which exposes the plugin's echo handle (no
-// concurrency cap, as the in-process handler).
+// concurrency cap, as the peernet section's in-process handler).
 func newPluginRoutedSystem(b *pluginBinaries) (system, error) {
 	var sup *plugin.Supervisor
 	p, err := startNodePair(0, func(server *host.Node) error {
@@ -243,23 +285,24 @@ func newPluginRoutedSystem(b *pluginBinaries) (system, error) {
 			sup.Close()
 			p.close()
 		},
-		childCPU: func() time.Duration {
-			var d time.Duration
-			for _, st := range sup.Status() {
-				d += processCPU(st.Pid)
+		childPID: func() int {
+			if st := sup.Status(); len(st) == 1 {
+				return st[0].Pid
 			}
-			return d
+			return 0
 		},
 	}, nil
 }
 
 // launchEcho starts plugins/echo through pluginclient, as the supervisor
-// does. sum may be empty to skip the checksum.
-func launchEcho(ctx context.Context, b *pluginBinaries, sum string) (*pluginclient.Client, error) {
+// does: from pin, a copy pinned before (a restart), or, with pin nil, by
+// reading and hashing the binary and checking its digest (a first start).
+func launchEcho(ctx context.Context, b *pluginBinaries, pin *pluginclient.Pinned) (*pluginclient.Client, error) {
 	return pluginclient.Launch(ctx, pluginclient.LaunchConfig{
 		Name:   "echo",
 		Path:   b.echo,
-		SHA256: sum,
+		SHA256: b.echoSum,
+		Pinned: pin,
 	})
 }
 
@@ -270,25 +313,34 @@ func stopPlugin(c *pluginclient.Client) {
 	c.Stop(ctx)
 }
 
-type streamClient struct{ c *pluginclient.Client }
+type straightClient struct{ c *pluginclient.Client }
 
-func (s streamClient) echo(ctx context.Context, p []byte) ([]byte, error) {
+func (s straightClient) echo(ctx context.Context, p []byte) ([]byte, error) {
 	return s.c.Call(ctx, &pluginsdk.Request{Handle: echoHandle, Kind: pluginsdk.KindCall, Args: p})
 }
 
-// newPluginStreamSystem launches plugins/echo and calls it directly.
-func newPluginStreamSystem(b *pluginBinaries) (system, error) {
+// newPluginStraightSystem launches plugins/echo and calls it directly.
+func newPluginStraightSystem(b *pluginBinaries) (system, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := launchEcho(ctx, b, b.echoSum)
+	c, err := launchEcho(ctx, b, nil)
 	if err != nil {
 		return system{}, err
 	}
 	return system{
-		client:   streamClient{c},
+		client:   straightClient{c},
 		close:    func() { stopPlugin(c) },
-		childCPU: func() time.Duration { return processCPU(c.Pid()) },
+		childPID: c.Pid,
 	}, nil
+}
+
+// newFloorSystem starts the floor's echo process (floor.go).
+func newFloorSystem(*pluginBinaries) (system, error) {
+	f, err := startFloor()
+	if err != nil {
+		return system{}, err
+	}
+	return system{client: f.client, close: f.close, childPID: f.pid}, nil
 }
 
 // anchor is a running go-plugin unary echo plugin.
@@ -309,8 +361,10 @@ func (a *anchor) pid() int {
 }
 
 // startAnchor launches the anchor the way pluginclient launches a PeerNet
-// plugin: gRPC only, plaintext, Unix sockets in the same directory, no
-// inherited environment, the process killed if this one dies (on Linux).
+// plugin: gRPC only, plaintext (AutoMTLS off, and with SkipHostEnv no
+// PLUGIN_CLIENT_CERT can reach the plugin from this process's environment,
+// so go-plugin's server does not turn TLS on either), Unix sockets in the
+// same directory, the process killed if this one dies (on Linux).
 func startAnchor(b *pluginBinaries) (*anchor, error) {
 	cmd := exec.Command(b.anchor)
 	setPdeathsig(cmd)
@@ -338,40 +392,40 @@ func startAnchor(b *pluginBinaries) (*anchor, error) {
 }
 
 func newAnchorSystem(b *pluginBinaries) (system, error) {
-	if err := os.MkdirAll(b.socketDir, 0o700); err != nil {
-		return system{}, err
-	}
 	a, err := startAnchor(b)
 	if err != nil {
 		return system{}, err
 	}
-	return system{
-		client:   a,
-		close:    a.gp.Kill,
-		childCPU: func() time.Duration { return processCPU(a.pid()) },
-	}, nil
+	return system{client: a, close: a.gp.Kill, childPID: a.pid}, nil
 }
 
-// Ways of launching timed by measureStarts.
+// Ways of starting timed by measureStarts.
 const (
-	startPeerNet     = "PeerNet plugin (pluginclient.Launch, checksum on)"
-	startNoChecksum  = "PeerNet plugin, checksum off"
-	startAnchorPlain = "go-plugin unary (NewClient, Dispense)"
+	startLaunch   = "PeerNet start (Launch, digest checked)"
+	startRestart  = "PeerNet restart (Launch from Pinned)"
+	startGoPlugin = "go-plugin start (NewClient, Dispense)"
 )
 
-// measureStarts launches each kind of plugin o.launches times, interleaved,
-// and times each from the start of the launch to the first answered 64-byte
-// echo. Stopping the plugin is not timed.
+// measureStarts starts each kind of plugin o.launches times, interleaved,
+// and times each from the start to the first answered 64-byte echo.
+// Stopping the plugin is not timed. A start reads and hashes the binary
+// into a fresh sealed copy, as Apply does for a new digest; a restart runs
+// the copy pinned once before the loop, as the supervisor restarts an
+// unchanged generation.
 func measureStarts(o *options, b *pluginBinaries) ([]startResult, error) {
 	ctx := context.Background()
 	p := payload(smallPayload)
+	var pins pluginclient.PinCache
+	held, err := pins.Pin(b.echo, b.echoSum)
+	if err != nil {
+		return nil, err
+	}
+	defer held.Release()
 	kinds := []struct {
 		name  string
 		start func() (time.Duration, func(), error)
 	}{
-		{startPeerNet, func() (time.Duration, func(), error) { return startEchoFirstCall(ctx, b, b.echoSum, p) }},
-		{startNoChecksum, func() (time.Duration, func(), error) { return startEchoFirstCall(ctx, b, "", p) }},
-		{startAnchorPlain, func() (time.Duration, func(), error) {
+		{startGoPlugin, func() (time.Duration, func(), error) {
 			t0 := time.Now()
 			a, err := startAnchor(b)
 			if err != nil {
@@ -384,14 +438,13 @@ func measureStarts(o *options, b *pluginBinaries) ([]startResult, error) {
 			}
 			return d, a.gp.Kill, err
 		}},
-	}
-	if err := os.MkdirAll(b.socketDir, 0o700); err != nil {
-		return nil, err
+		{startLaunch, func() (time.Duration, func(), error) { return startEchoFirstCall(ctx, b, nil, p) }},
+		{startRestart, func() (time.Duration, func(), error) { return startEchoFirstCall(ctx, b, held, p) }},
 	}
 	times := make([][]time.Duration, len(kinds))
 	for i := range o.launches {
 		for k, kind := range kinds {
-			o.progress("plugin: start to first call, %s (%d of %d)", kind.name, i+1, o.launches)
+			o.progress("plugin: start to first reply, %s (%d of %d)", kind.name, i+1, o.launches)
 			runtime.GC()
 			d, stop, err := kind.start()
 			if stop != nil {
@@ -411,15 +464,15 @@ func measureStarts(o *options, b *pluginBinaries) ([]startResult, error) {
 	return out, nil
 }
 
-// startEchoFirstCall launches plugins/echo and makes one call; it returns
-// the time both took and a func that stops the plugin.
-func startEchoFirstCall(ctx context.Context, b *pluginBinaries, sum string, p []byte) (time.Duration, func(), error) {
+// startEchoFirstCall launches plugins/echo (from pin, if not nil) and makes
+// one call; it returns the time both took and a func that stops the plugin.
+func startEchoFirstCall(ctx context.Context, b *pluginBinaries, pin *pluginclient.Pinned, p []byte) (time.Duration, func(), error) {
 	t0 := time.Now()
-	c, err := launchEcho(ctx, b, sum)
+	c, err := launchEcho(ctx, b, pin)
 	if err != nil {
 		return 0, nil, err
 	}
-	r, err := streamClient{c}.echo(ctx, p)
+	r, err := straightClient{c}.echo(ctx, p)
 	d := time.Since(t0)
 	if err == nil {
 		err = checkEcho(r, p)
@@ -428,36 +481,3 @@ func startEchoFirstCall(ctx context.Context, b *pluginBinaries, sum string, p []
 }
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ), 100 on
-// every Linux architecture Go supports.
-const userHZ = 100
-
-// processCPU is the user and system CPU time process pid has used, all its
-// threads included, from /proc (10 ms resolution); 0 if it cannot be read.
-func processCPU(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name, field 2, is in parentheses and may hold spaces:
-	// count fields after its closing one. utime and stime are fields 14
-	// and 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return time.Duration(ut+st) * time.Second / userHZ
-}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -60,14 +61,23 @@ var notes = []string{
 		"PeerNet = Node.Connect (TCP + Noise XX + trust check) + first Call, from a freshly started node.",
 	"Idle: the accepting node runs in a child process; per-connection figures are its growth after GC " +
 		"divided by the number of connections.",
-	"Plugin: in-process = PeerNet Call between two nodes to a Go handler; plugin = the same Call answered by the " +
-		"plugins/echo process through the server node's supervisor (host/plugin); plugin stream = pluginclient.Client.Call " +
-		"to a plugins/echo process, no node; go-plugin unary = a plain go-plugin gRPC plugin, one unary RPC " +
-		"(protobuf BytesValue) per echo, same transport (plaintext gRPC, Unix socket). The first two cross a PeerNet " +
-		"connection, the last two do not. CPU figures add the plugin process's CPU time (from /proc, 10 ms ticks).",
-	"Plugin start to first call: from the start of pluginclient.Launch (or go-plugin NewClient) to the first " +
-		"answered 64 B echo, on a fresh process each time; with the checksum on, Launch hashes the binary first, " +
-		"as the supervisor always does.",
+	"Plugin: go-plugin = a plain go-plugin gRPC plugin, one unary RPC (protobuf BytesValue) per echo, plaintext " +
+		"(no AutoMTLS) on a Unix socket; through node = a PeerNet Call from one node to another, answered by the " +
+		"plugins/echo process through the server node's supervisor (host/plugin); straight = pluginclient.Client.Call " +
+		"to a plugins/echo process over its call channel, no node; floor = id+length frames multiplexed over a Unix " +
+		"socket pair to a child process (this command with -serve-floor) that echoes them. CPU figures add the " +
+		"server process's CPU time (from /proc, 10 ms ticks). RSS is that process's VmRSS just started, before any " +
+		"call (the floor's after one echo that shows it serving), and after the 64 KiB case.",
+	"Plugin start to first reply: from the start of pluginclient.Launch (or go-plugin NewClient) to the first " +
+		"answered 64 B echo, on a fresh process each time; a start reads and hashes the binary into a sealed copy " +
+		"and checks its digest, a restart runs a copy pinned before (LaunchConfig.Pinned), as the supervisor " +
+		"restarts an unchanged generation.",
+	"Many plugins: a peernet-host process with that many plugin blocks of the one plugins/echo binary; times " +
+		"from its exec; all running = every plugin \"running\" on the control socket (polled every 5 ms); first " +
+		"answer = the node's first reply to a probe peer's call of the first plugin, whatever its status; first " +
+		"served = the first such call a plugin answered. Used memory = MemTotal − MemAvailable, the whole " +
+		"machine's (other work on it shows up too): the smaller of its rise from before the start and its fall " +
+		"once the daemon stopped. RSS and PSS add up the daemon's and its plugins'.",
 }
 
 func (r *report) system(name string) *systemResult {
@@ -196,7 +206,7 @@ func (r *report) writeTable(w io.Writer) {
 		r.N, r.Inflight, r.Duration, r.Connects, r.Rounds)
 
 	if len(r.Systems) > 0 {
-		writeSystems(w, r.Systems, r.Sizes, r.Inflight, "PeerNet")
+		writeSystems(w, r.Systems, r.Sizes, r.Inflight, refRatios(r.Systems, "PeerNet"))
 		fmt.Fprintln(w)
 	}
 
@@ -219,18 +229,7 @@ func (r *report) writeTable(w io.Writer) {
 	}
 
 	if p := r.Plugin; p != nil {
-		fmt.Fprintf(w, "Plugins: 64 B echo (plugins/echo, %.1f MiB, sha256 %.12s…; binaries built in %.1f s):\n", float64(p.EchoBytes)/(1<<20), p.EchoSHA256, p.BuildSeconds)
-		if len(p.Systems) > 0 {
-			writeSystems(w, p.Systems, []int{smallPayload}, r.Inflight, pluginRoutedName)
-		}
-		if len(p.Start) > 0 {
-			fmt.Fprintf(w, "\n  plugin start to first answered call, %d launches each:\n", p.Launches)
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			for _, s := range p.Start {
-				fmt.Fprintf(tw, "  %s\tp50 %.1f ms\tmin %.1f ms\tmax %.1f ms\n", s.Name, s.P50Ms, s.MinMs, s.MaxMs)
-			}
-			tw.Flush()
-		}
+		writePlugins(w, p, r.Inflight)
 		fmt.Fprintln(w)
 	}
 
@@ -247,9 +246,12 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 
-	fmt.Fprintln(w, "Targets for PeerNet:")
+	fmt.Fprintln(w, "Targets for PeerNet (those measured in this run; -json lists all):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range r.Targets {
+		if t.Result == "SKIP" {
+			continue
+		}
 		shown := t.Shown
 		if shown == "" {
 			shown = "-"
@@ -271,30 +273,44 @@ func sizeName(size int) string {
 	return fmt.Sprintf("%d B", size)
 }
 
-// writeSystems prints one table of systems, with a column of ratios of the
-// system named ref to each other system when ref is among them.
-func writeSystems(w io.Writer, systems []*systemResult, sizes []int, inflight int, ref string) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	names := make([]string, len(systems))
-	var refSys *systemResult
-	for i, s := range systems {
-		names[i] = s.Name
-		if s.Name == ref {
-			refSys = s
+// ratio is a column of the ratios of one system's figures to another's.
+type ratio struct{ num, den string }
+
+// refRatios is a ratio of the system named ref to each other system, or none
+// when ref is not among them.
+func refRatios(systems []*systemResult, ref string) []ratio {
+	if !slices.ContainsFunc(systems, func(s *systemResult) bool { return s.Name == ref }) {
+		return nil
+	}
+	var rs []ratio
+	for _, s := range systems {
+		if s.Name != ref {
+			rs = append(rs, ratio{ref, s.Name})
 		}
 	}
-	var ratioCols []*systemResult
-	if refSys != nil {
+	return rs
+}
+
+// writeSystems prints one table of systems, a column each, and then a
+// column for each of ratios.
+func writeSystems(w io.Writer, systems []*systemResult, sizes []int, inflight int, ratios []ratio) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	names := make([]string, len(systems))
+	for i, s := range systems {
+		names[i] = s.Name
+	}
+	byName := func(name string) *systemResult {
 		for _, s := range systems {
-			if s != refSys {
-				ratioCols = append(ratioCols, s)
+			if s.Name == name {
+				return s
 			}
 		}
+		return nil
 	}
 	const labelWidth = 34
 	header := fmt.Sprintf("%-*s\t", labelWidth, "") + strings.Join(names, "\t")
-	for _, s := range ratioCols {
-		header += "\t" + ref + "/" + s.Name
+	for _, rc := range ratios {
+		header += "\t" + rc.num + "/" + rc.den
 	}
 	fmt.Fprintln(tw, header+"\t")
 	row := func(label string, f func(*systemResult) float64, format string) {
@@ -309,8 +325,8 @@ func writeSystems(w io.Writer, systems []*systemResult, sizes []int, inflight in
 				line += "\t-"
 			}
 		}
-		for _, s := range ratioCols {
-			if a, b := f(refSys), f(s); a > 0 && b > 0 {
+		for _, rc := range ratios {
+			if a, b := f(byName(rc.num)), f(byName(rc.den)); a > 0 && b > 0 {
 				line += fmt.Sprintf("\t%.2f×", a/b)
 			} else {
 				line += "\t-"
@@ -332,31 +348,117 @@ func writeSystems(w io.Writer, systems []*systemResult, sizes []int, inflight in
 	row("  CPU per MB (µs)", func(s *systemResult) float64 { return s.CPUPerMBUs }, "%.0f")
 	row("connect + first reply p50 (µs)", func(s *systemResult) float64 { return s.ConnectUs }, "%.0f")
 	row("connect + first reply min (µs)", func(s *systemResult) float64 { return s.ConnectMin }, "%.0f")
+	row("server process RSS, started (MiB)", func(s *systemResult) float64 { return float64(s.RSSIdle) / (1 << 20) }, "%.1f")
+	row("  after 64 KiB case (MiB)", func(s *systemResult) float64 { return float64(s.RSSAfterBulk) / (1 << 20) }, "%.1f")
 	tw.Flush()
 }
 
-// pluginTargets holds the plugin section's figures to its goals, against the
-// anchor (a plain go-plugin unary plugin) where the goal is relative.
+// writePlugins prints the plugin section: the systems with the ratios the
+// targets are about, the starts, and the many-plugin start.
+func writePlugins(w io.Writer, p *pluginReport, inflight int) {
+	fmt.Fprintf(w, "Plugins: echo (plugins/echo, %.1f MiB, sha256 %.12s…; binaries built in %.1f s):\n", float64(p.EchoBytes)/(1<<20), p.EchoSHA256, p.BuildSeconds)
+	if len(p.Systems) > 0 {
+		writeSystems(w, p.Systems, []int{smallPayload}, inflight, []ratio{
+			{routedName, anchorName}, {straightName, anchorName}, {straightName, floorName},
+		})
+	}
+	if len(p.Start) > 0 {
+		fmt.Fprintf(w, "\n  start to first answered call, %d starts each:\n", p.Launches)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		base := p.start(startGoPlugin)
+		for _, s := range p.Start {
+			vs := ""
+			if base != nil && base.P50Ms > 0 {
+				vs = fmt.Sprintf("%.2f× go-plugin's", s.P50Ms/base.P50Ms)
+			}
+			fmt.Fprintf(tw, "  %s\tp50 %.1f ms\tmin %.1f ms\tmax %.1f ms\t%s\n", s.Name, s.P50Ms, s.MinMs, s.MaxMs, vs)
+		}
+		tw.Flush()
+	}
+	if m := p.Many; m != nil {
+		fmt.Fprintf(w, "\n  %d plugins from one binary under one peernet-host (ms from its exec):\n", m.Plugins)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  control socket answers\t%.0f ms\n", m.ControlMs)
+		fmt.Fprintf(tw, "  probe peer's handshake done\t%.0f ms\n", m.ConnectedMs)
+		fmt.Fprintf(tw, "  node's first answer to its call\t%.0f ms\t%s\n", m.FirstAnswerMs, m.FirstAnswer)
+		fmt.Fprintf(tw, "  first call a plugin answered\t%.0f ms\t(%d of %d plugins running then)\n", m.FirstServedMs, m.RunningAtServed, m.Plugins)
+		fmt.Fprintf(tw, "  all %d running\t%.0f ms\t(CPU time by then: %.0f ms, %.1f ms a plugin; the daemon's %.0f ms)\n", m.Plugins, m.AllRunningMs, m.CPUms, m.CPUms/float64(m.Plugins), m.DaemonCPUms)
+		fmt.Fprintf(tw, "  machine's used memory\t%+.0f MB\t(%.0f MB before → %.0f MB running → %.0f MB stopped)\n", float64(m.UsedDelta())/1e6, float64(m.UsedBefore)/1e6, float64(m.UsedAfter)/1e6, float64(m.UsedStopped)/1e6)
+		fmt.Fprintf(tw, "  daemon + plugins\tRSS %.0f MB\tPSS %.0f MB\t(daemon RSS %.0f MB)\n", float64(m.RSS)/1e6, float64(m.PSS)/1e6, float64(m.DaemonRSS)/1e6)
+		tw.Flush()
+	}
+}
+
+// pluginTargets holds the plugin section's figures to the goals of issue
+// 11, each against the baseline measured beside it in the same run.
 func pluginTargets(p *pluginReport) []target {
-	routed, anchor := p.system(pluginRoutedName), p.system(anchorName)
+	anchor, routed, straight, floor := p.system(anchorName), p.system(routedName), p.system(straightName), p.system(floorName)
+	var ts []target
+	ratioTarget := func(name, want string, limit float64, atMost bool, num, den float64) {
+		t := target{Name: "plugin: " + name, Want: want, Result: "SKIP"}
+		if num > 0 && den > 0 {
+			t.Value = num / den
+			t.Shown = fmt.Sprintf("%.2f×", t.Value)
+			pass := t.Value >= limit
+			if atMost {
+				pass = t.Value <= limit
+			}
+			t.Result = passMiss(pass)
+		}
+		ts = append(ts, t)
+	}
+	get := func(s *systemResult, f func(*systemResult) float64) float64 {
+		if s == nil {
+			return 0
+		}
+		return f(s)
+	}
 	seq64 := func(s *systemResult) float64 { v, _ := s.seq(smallPayload); return v.P50Us }
-	lat := target{Name: "plugin: sequential 64 B p50 vs go-plugin unary", Want: "≤ +25 µs", Result: "SKIP"}
-	if routed != nil && anchor != nil && seq64(routed) > 0 && seq64(anchor) > 0 {
-		lat.Value = seq64(routed) - seq64(anchor)
-		lat.Shown = fmt.Sprintf("%+.1f µs", lat.Value)
-		lat.Result = passMiss(lat.Value <= 25)
+	rps := func(s *systemResult) float64 { return s.CallsPerSec }
+	mbps := func(s *systemResult) float64 { return s.MBPerSec }
+	idle := func(s *systemResult) float64 { return float64(s.RSSIdle) }
+	bulk := func(s *systemResult) float64 { return float64(s.RSSAfterBulk) }
+	ratioTarget("64×64 B calls/s, through node vs go-plugin", "≥ 4×", 4, false, get(routed, rps), get(anchor, rps))
+	ratioTarget("64×64 B calls/s, straight vs floor", "≥ 0.5×", 0.5, false, get(straight, rps), get(floor, rps))
+	ratioTarget("sequential 64 B p50, through node vs go-plugin", "≤ 1×", 1, true, get(routed, seq64), get(anchor, seq64))
+	ratioTarget("sequential 64 B p50, straight vs floor", "≤ 1.5×", 1.5, true, get(straight, seq64), get(floor, seq64))
+	ratioTarget("64×64 KiB MB/s, through node vs go-plugin", "≥ 2×", 2, false, get(routed, mbps), get(anchor, mbps))
+	ratioTarget("64×64 KiB MB/s, straight vs go-plugin", "≥ 2×", 2, false, get(straight, mbps), get(anchor, mbps))
+	startP50 := func(name string) float64 {
+		if s := p.start(name); s != nil {
+			return s.P50Ms
+		}
+		return 0
 	}
-	rps := target{Name: "plugin: 64 in flight, 64 B calls/s vs go-plugin unary", Want: "≥ 2×", Result: "SKIP"}
-	if routed != nil && anchor != nil && routed.CallsPerSec > 0 && anchor.CallsPerSec > 0 {
-		rps.Value = routed.CallsPerSec / anchor.CallsPerSec
-		rps.Shown = fmt.Sprintf("%.2f×", rps.Value)
-		rps.Result = passMiss(rps.Value >= 2)
+	ratioTarget("start → first reply (digest checked) vs go-plugin's", "≤ 1×", 1, true, startP50(startLaunch), startP50(startGoPlugin))
+	ratioTarget("restart → first reply vs go-plugin's start", "≤ 0.8×", 0.8, true, startP50(startRestart), startP50(startGoPlugin))
+	ratioTarget("plugin RSS started, node's plugin vs go-plugin's", "≤ 1×", 1, true, get(routed, idle), get(anchor, idle))
+	ratioTarget("plugin RSS after 64 KiB, node's plugin vs go-plugin's", "≤ 1×", 1, true, get(routed, bulk), get(anchor, bulk))
+	ratioTarget("plugin RSS after 64 KiB, straight vs go-plugin's", "≤ 1×", 1, true, get(straight, bulk), get(anchor, bulk))
+
+	many := func(name, want string, ok func(m *manyResult) (float64, string, bool)) {
+		t := target{Name: "plugin: " + name, Want: want, Result: "SKIP"}
+		if p != nil && p.Many != nil {
+			var pass bool
+			t.Value, t.Shown, pass = ok(p.Many)
+			t.Result = passMiss(pass)
+		}
+		ts = append(ts, t)
 	}
-	start := target{Name: "plugin: start to first call (p50, checksum on)", Want: "≤ 10 ms", Result: "SKIP"}
-	if s := p.start(startPeerNet); s != nil {
-		start.Value = s.P50Ms
-		start.Shown = fmt.Sprintf("%.1f ms", s.P50Ms)
-		start.Result = passMiss(s.P50Ms <= 10)
+	n := 100
+	if p != nil && p.Many != nil {
+		n = p.Many.Plugins
 	}
-	return []target{lat, rps, start}
+	many(fmt.Sprintf("%d plugins all running", n), "≤ 2 s", func(m *manyResult) (float64, string, bool) {
+		return m.AllRunningMs, fmt.Sprintf("%.2f s", m.AllRunningMs/1000), m.AllRunningMs <= 2000
+	})
+	many("plugins running when a peer is first served", "< all", func(m *manyResult) (float64, string, bool) {
+		early := m.FirstServedMs > 0 && m.RunningAtServed < m.Plugins
+		return float64(m.RunningAtServed), fmt.Sprintf("%d of %d", m.RunningAtServed, m.Plugins), early
+	})
+	many(fmt.Sprintf("machine's used memory for %d plugins", n), "≤ 390 MB", func(m *manyResult) (float64, string, bool) {
+		d := float64(m.UsedDelta())
+		return d, fmt.Sprintf("%.0f MB", d/1e6), d <= 390e6
+	})
+	return ts
 }

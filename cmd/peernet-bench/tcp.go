@@ -103,7 +103,7 @@ func (s *tcpServer) serve() {
 		go func() {
 			defer s.wg.Done()
 			if w, err := s.wrap(c, false); err == nil {
-				s.handle(w)
+				serveFrames(w)
 			}
 			s.mu.Lock()
 			delete(s.conns, c)
@@ -113,7 +113,10 @@ func (s *tcpServer) serve() {
 	}
 }
 
-func (s *tcpServer) handle(c net.Conn) {
+// serveFrames echoes the frames read from c until c fails or closes, in
+// order, from the calling goroutine. The raw Unix-socket floor of the plugin
+// section runs it in a child process.
+func serveFrames(c net.Conn) {
 	br := bufio.NewReaderSize(c, tcpBufSize)
 	bw := bufio.NewWriterSize(c, tcpBufSize)
 	var hdr [tcpHeaderLen]byte
@@ -200,9 +203,15 @@ func dialTCPClient(addr string, wrap wrapper) (*tcpClient, error) {
 		raw.Close()
 		return nil, err
 	}
+	return newFrameClient(c), nil
+}
+
+// newFrameClient starts a pipelining client on c, which it owns: close
+// closes c and waits for the client's reader.
+func newFrameClient(c net.Conn) *tcpClient {
 	cl := &tcpClient{c: c, waiters: make(map[uint64]chan tcpReply), readerDone: make(chan struct{})}
 	go cl.readLoop()
-	return cl, nil
+	return cl
 }
 
 func (cl *tcpClient) echo(ctx context.Context, p []byte) ([]byte, error) {

@@ -17,12 +17,18 @@
 //	crash    args "panic" panic the handler (the call fails with "handler
 //	         crashed", the plugin keeps serving); args "exit" end the process
 //	         with exit status 3, as a plugin crash would.
+//
+// Started with the arguments "-prefix P", it serves every handle as P
+// followed by its name ("P" "echo", ...), so that many plugins run from this
+// one binary can expose their handles side by side on one node (as
+// peernet-bench does with 100 of them).
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -35,7 +41,17 @@ import (
 var version = "1.0.0"
 
 func main() {
-	pluginsdk.Serve(newPlugin().config())
+	prefix := flag.String("prefix", "", "serve every handle under this prefix")
+	flag.Parse()
+	cfg := newPlugin().config()
+	if *prefix != "" {
+		prefixed := make(map[string]pluginsdk.Handler, len(cfg.Handlers))
+		for name, h := range cfg.Handlers {
+			prefixed[*prefix+name] = h
+		}
+		cfg.Handlers = prefixed
+	}
+	pluginsdk.Serve(cfg)
 }
 
 type echoPlugin struct {

@@ -206,3 +206,33 @@ func TestCrashExit(t *testing.T) {
 		t.Fatalf("call after crash: %v", err)
 	}
 }
+
+// TestPrefix starts the binary with "-prefix x." and finds every handle
+// served under the prefix only.
+func TestPrefix(t *testing.T) {
+	path, sum := plugintest.Build(t, ".")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{
+		Name:      "echo",
+		Path:      path,
+		SHA256:    sum,
+		Args:      []string{"-prefix", "x."},
+		Logger:    plugintest.TestLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(context.Background())
+	want := []string{"x.call", "x.crash", "x.echo", "x.peers", "x.sleep", "x.whoami"}
+	if got := c.Description().Handles; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("handles %v, want %v", got, want)
+	}
+	got, err := c.Call(ctx, &pluginsdk.Request{Handle: "x.echo", Args: []byte("hi")})
+	if err != nil || string(got) != "hi" {
+		t.Fatalf("x.echo: %q, %v; want \"hi\"", got, err)
+	}
+	if _, err := c.Call(ctx, &pluginsdk.Request{Handle: "echo", Args: []byte("hi")}); !errors.Is(err, pluginsdk.ErrNoSuchHandle) {
+		t.Fatalf("echo without the prefix: %v, want %v", err, pluginsdk.ErrNoSuchHandle)
+	}
+}
