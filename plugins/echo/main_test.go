@@ -214,11 +214,11 @@ func TestPrefix(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{
-		Name:      "echo",
-		Path:      path,
-		SHA256:    sum,
-		Args:      []string{"-prefix", "x."},
-		Logger:    plugintest.TestLogger(t),
+		Name:   "echo",
+		Path:   path,
+		SHA256: sum,
+		Args:   []string{"-prefix", "x."},
+		Logger: plugintest.TestLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
