@@ -12,6 +12,7 @@ package channel
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -298,18 +299,19 @@ func (c *Channel) lost(cause error) error {
 	return cause
 }
 
-// push queues a call or send: the header, then the peer key and args as
-// the body. The args are not copied: the caller must not modify them.
+// push queues a call or send: the header and the peer key, then the args
+// as they lie (the caller must not modify them). The key is the start of
+// the body, so the length the header carries counts it: wire encodes the
+// header for the args alone, and the key's length is added to it.
 func (c *Channel) push(m *wire.Message, peer trust.PeerID, args []byte) error {
-	key := peer.Bytes()
-	body := make([]byte, 0, AddrSize+len(args))
-	body = append(append(body, key[:]...), args...)
-	m.Body = body
-	f := c.encode(m)
-	if f.head == nil {
-		return rpc.Errorf(rpc.StatusBadRequest, "message does not encode")
+	m.Body = args
+	head, err := wire.AppendHeader(make([]byte, 0, wire.CallOverhead+len(m.Handle)+wire.LengthSize+AddrSize), m, c.maxMsg-AddrSize)
+	if err != nil {
+		return rpc.Errorf(rpc.StatusBadRequest, "message does not encode: "+err.Error())
 	}
-	c.out.Push(f)
+	binary.BigEndian.PutUint32(head, binary.BigEndian.Uint32(head)+AddrSize)
+	key := peer.Bytes()
+	c.out.Push(frame{head: append(head, key[:]...), body: args})
 	return nil
 }
 

@@ -9,7 +9,10 @@
 // node lets run, and the replies to them.
 package outbox
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+)
 
 // Outbox is a queue of frames of type T. The zero value is not usable; call
 // New. Push and Flushed are safe for concurrent use; Run must be called by
@@ -78,6 +81,10 @@ func (o *Outbox[T]) Run(done <-chan struct{}, limit int, size func(T) int, send 
 		case <-done:
 			return nil
 		}
+		// Let the producers that are ready push too, so that one write
+		// carries their frames: without this the writer, woken by the
+		// first, writes about one frame per system call under load.
+		runtime.Gosched()
 		o.mu.Lock()
 		queued := o.queue
 		o.queue = nil
