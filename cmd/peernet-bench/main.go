@@ -30,7 +30,7 @@
 // stalled anonymous sockets while trusted peers handshake, and a frozen
 // link (time to the down event and from the reconnect to a call).
 //
-// The default run takes about two minutes on two cores. For a
+// The default run takes a few minutes on two cores. For a
 // profile of PeerNet alone, for example:
 //
 //	peernet-bench -only peernet -cases rps -d 5s -cpuprofile rps.prof
