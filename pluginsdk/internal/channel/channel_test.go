@@ -348,3 +348,37 @@ func TestStopsReading(t *testing.T) {
 		t.Fatalf("ended with %v", err)
 	}
 }
+
+// FuzzChannelInput feeds whatever bytes to a channel, as a broken or
+// hostile plugin could: it must answer or end, never panic or hang, and
+// once the other end closes, it ends.
+func FuzzChannelInput(f *testing.F) {
+	key := make([]byte, AddrSize)
+	call, _ := wire.AppendMessage(nil, &wire.Message{Type: wire.TypeCall, ID: 1, Handle: "h", Body: append(key, "hi"...)}, 1<<20)
+	send, _ := wire.AppendMessage(nil, &wire.Message{Type: wire.TypeSend, Handle: "h", Body: key}, 1<<20)
+	reply, _ := wire.AppendMessage(nil, &wire.Message{Type: wire.TypeReply, ID: 1, Status: wire.StatusOK}, 1<<20)
+	goaway, _ := wire.AppendMessage(nil, &wire.Message{Type: wire.TypeGoaway, Code: wire.GoawayReplaced}, 1<<20)
+	for _, seed := range [][]byte{call, send, reply, goaway, append(call, goaway...), {0, 0, 0, 1, 5}} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, other := raw(t, Config{Handler: echo, MaxMessageSize: 1 << 10, WriteTimeout: 5 * time.Second})
+		go func() { // read what c writes, until it closes
+			buf := make([]byte, 4096)
+			for {
+				if _, err := other.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		if _, err := other.Write(b); err != nil {
+			t.Skip("channel closed early:", err)
+		}
+		other.(*net.UnixConn).CloseWrite()
+		select {
+		case <-c.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatal("channel still open after its other end closed")
+		}
+	})
+}
