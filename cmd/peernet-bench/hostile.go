@@ -46,6 +46,10 @@ type hostileResult struct {
 	Stalled        int     `json:"stalled_sockets"`
 	Handshakes     int     `json:"handshakes"`
 	UnloadedP50Us  float64 `json:"unloaded_p50_us"`
+	UnloadedMaxUs  float64 `json:"unloaded_max_us"`
+	// UnloadedWithin counts the unloaded handshakes within 2× their own
+	// p50: the machine's own spread, against which WithinTwiceP50 reads.
+	UnloadedWithin int `json:"unloaded_within_2x_p50"`
 	AttackP50Us    float64 `json:"attack_p50_us"`
 	AttackMaxUs    float64 `json:"attack_max_us"`
 	Succeeded      int     `json:"succeeded"`
@@ -225,6 +229,12 @@ func measureStall(r *hostileResult) error {
 	slices.Sort(unloaded)
 	p50 := percentile(unloaded, 50)
 	r.UnloadedP50Us = micros(p50)
+	r.UnloadedMaxUs = micros(unloaded[len(unloaded)-1])
+	for _, d := range unloaded {
+		if d <= 2*p50 {
+			r.UnloadedWithin++
+		}
+	}
 
 	var stalled []net.Conn
 	defer func() {

@@ -240,6 +240,8 @@ func (r *report) writeTable(w io.Writer) {
 			h.FloodCalls, mib(float64(h.FloodResult)), h.FloodSeconds, mib(float64(h.FloodPeakRSS)), mib(float64(h.FloodBaseRSS)), mib(float64(h.FloodBudget)), mib(float64(h.FloodLiveHeap)), h.FloodWriteWait)
 		fmt.Fprintf(tw, "  %d stalled sockets: %d of %d trusted handshakes succeeded\tp50 %.0f µs, max %.0f µs\t(unloaded p50 %.0f µs; %d within 2×)\n",
 			h.Stalled, h.Succeeded, h.Handshakes, h.AttackP50Us, h.AttackMaxUs, h.UnloadedP50Us, h.WithinTwiceP50)
+		fmt.Fprintf(tw, "  the same handshakes unloaded\tp50 %.0f µs, max %.0f µs\t(%d within 2× their p50: the machine's own spread)\n",
+			h.UnloadedP50Us, h.UnloadedMaxUs, h.UnloadedWithin)
 		fmt.Fprintf(tw, "  frozen link, ping interval %s, worst of %d\tdown after %.0f ms\treconnect to first call %.0f ms\n",
 			h.PingInterval, h.Trials, h.FrozenToDownMs, h.ReconnectToCallMs)
 		tw.Flush()
