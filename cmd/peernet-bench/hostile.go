@@ -43,13 +43,13 @@ type hostileResult struct {
 	FloodLiveHeap  uint64  `json:"flood_live_heap_bytes"` // HeapInuse after GC at the end of the flood, the peer still connected
 	FloodWriteWait float64 `json:"flood_seconds_blocked"` // of the flood, time the attacker's writes were blocked
 
-	Stalled        int     `json:"stalled_sockets"`
-	Handshakes     int     `json:"handshakes"`
-	UnloadedP50Us  float64 `json:"unloaded_p50_us"`
-	UnloadedMaxUs  float64 `json:"unloaded_max_us"`
+	Stalled       int     `json:"stalled_sockets"`
+	Handshakes    int     `json:"handshakes"`
+	UnloadedP50Us float64 `json:"unloaded_p50_us"`
+	UnloadedMaxUs float64 `json:"unloaded_max_us"`
 	// UnloadedWithin counts the unloaded handshakes within 2× their own
 	// p50: the machine's own spread, against which WithinTwiceP50 reads.
-	UnloadedWithin int `json:"unloaded_within_2x_p50"`
+	UnloadedWithin int     `json:"unloaded_within_2x_p50"`
 	AttackP50Us    float64 `json:"attack_p50_us"`
 	AttackMaxUs    float64 `json:"attack_max_us"`
 	Succeeded      int     `json:"succeeded"`
