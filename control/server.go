@@ -216,7 +216,15 @@ func Listen(path string, backend Backend, cfg Config) (*Server, error) {
 // listenPrivate creates a listening Unix socket at path, mode 0600 and
 // owned by this process's uid, checked before it listens.
 func listenPrivate(path string) (net.Listener, error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	// Close-on-exec, set under ForkLock as the os package does (not every
+	// system has SOCK_CLOEXEC), so that no child started meanwhile
+	// inherits it.
+	syscall.ForkLock.RLock()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err == nil {
+		unix.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("control: creating control socket: %w", err)
 	}

@@ -90,7 +90,7 @@ func openDataFile(path string, flag int, notRegular error) (*os.File, fs.FileInf
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
 		return nil, nil, fmt.Errorf("%w: not a regular file (%s); fix: move it out of the way (mv %s %s.bad) and put the real file in its place, or let the node create a new one",
-			notRegular, fileTypeName(st.Mode), path, path)
+			notRegular, fileTypeName(uint32(st.Mode)), path, path)
 	}
 	if uid, me := int(st.Uid), os.Geteuid(); uid != me {
 		unix.Close(fd)
@@ -116,7 +116,7 @@ func openDataFile(path string, flag int, notRegular error) (*os.File, fs.FileInf
 func ownerOf(fi fs.FileInfo) int { return int(fi.Sys().(*syscall.Stat_t).Uid) }
 
 // modeOf returns the stat(2) mode of the file fi describes.
-func modeOf(fi fs.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Mode }
+func modeOf(fi fs.FileInfo) uint32 { return uint32(fi.Sys().(*syscall.Stat_t).Mode) }
 
 // fileTypeName names the type in a stat(2) mode for error messages.
 func fileTypeName(mode uint32) string {

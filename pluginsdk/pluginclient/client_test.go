@@ -627,3 +627,33 @@ func runHost(path string) int {
 	fmt.Println(c.Pid())
 	select {}
 }
+
+// TestStopWithEscapedChild: a process the plugin started in a session of
+// its own (out of reach of the group kill) keeps the plugin's stdout and
+// stderr open. Stop must still return, the plugin gone, instead of waiting
+// for the end of output that never comes.
+func TestStopWithEscapedChild(t *testing.T) {
+	c := launch(t, nil)
+	child, err := strconv.Atoi(mustCall(t, c, "escape", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- c.Stop(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Stop hangs while an escaped child holds the plugin's output")
+	}
+	if alive(c.Pid()) {
+		t.Fatal("plugin still alive after Stop")
+	}
+}

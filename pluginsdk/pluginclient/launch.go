@@ -95,7 +95,16 @@ func (l *launched) stop(forced bool) {
 		t.Stop()
 	}
 	_ = l.proc.Kill(context.Background())
-	<-l.proc.waited
+	select {
+	case <-l.proc.waited:
+	case <-time.After(exitGrace):
+		// go-plugin reaps the plugin once it has read its output to the
+		// end, which a process that left the group (setsid) and kept the
+		// pipes would hold off for ever: stop reading them.
+		l.proc.log.Warn("a process the plugin started still holds its output; no longer reading it", "plugin", l.proc.name)
+		l.proc.closeOutput()
+		<-l.proc.waited
+	}
 	// go-plugin's last goroutine is past the Wait that closed waited and
 	// marks the client exited next.
 	for !l.gp.Exited() {

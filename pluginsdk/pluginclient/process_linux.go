@@ -177,6 +177,13 @@ func (p *process) Kill(context.Context) error {
 	return err
 }
 
+// closeOutput closes the host's ends of the plugin's stdout and stderr,
+// which ends go-plugin's reading of them.
+func (p *process) closeOutput() {
+	_ = p.stdout.Close()
+	_ = p.stderr.Close()
+}
+
 func (p *process) Stdout() io.ReadCloser { return p.stdout }
 
 // Stderr is what go-plugin reads the plugin's stderr from; a start keeps

@@ -15,7 +15,10 @@ var errUnsupported = errors.New("pluginclient: launching plugins is only support
 
 // process is only implemented on Linux; elsewhere Launch fails.
 type process struct {
+	name    string
+	log     hclog.Logger
 	pid     int
+	exited  chan struct{}
 	waited  chan struct{}
 	waitErr error
 }
@@ -33,6 +36,7 @@ func (p *process) Name() string                                     { return "" 
 func (p *process) ID() string                                       { return "" }
 func (p *process) Diagnose(context.Context) string                  { return "" }
 func (p *process) startDone()                                       {}
+func (p *process) closeOutput()                                     {}
 func (p *process) startFailure(err error, _ bool) error             { return err }
 func (p *process) PluginToHost(n, a string) (string, string, error) { return n, a, nil }
 func (p *process) HostToPlugin(n, a string) (string, string, error) { return n, a, nil }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -85,6 +86,18 @@ func main() {
 		// returns its pid.
 		"spawn": func(context.Context, *pluginsdk.Request) ([]byte, error) {
 			cmd := exec.Command("/bin/sleep", "600")
+			if err := cmd.Start(); err != nil {
+				return nil, err
+			}
+			go cmd.Wait()
+			return []byte(strconv.Itoa(cmd.Process.Pid)), nil
+		},
+		// escape starts a process that leaves the plugin's process group
+		// (a session of its own) and keeps its stdout and stderr.
+		"escape": func(context.Context, *pluginsdk.Request) ([]byte, error) {
+			cmd := exec.Command("/bin/sleep", "600")
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			if err := cmd.Start(); err != nil {
 				return nil, err
 			}
