@@ -68,7 +68,7 @@ type PluginStatus struct {
 	Pid        int      `json:"pid"`        // 0 when no process runs
 	Restarts   int      `json:"restarts"`   // restarts after crashes
 	Handles    []string `json:"handles"`    // exposed handles
-	InFlight   int      `json:"in_flight"`  // calls and sends in the serving generation
+	InFlight   int      `json:"in_flight"`  // calls awaiting replies from the serving generation
 	LastError  string   `json:"last_error,omitempty"`
 	Path       string   `json:"path"`   // the binary, as configured
 	SHA256     string   `json:"sha256"` // its configured digest

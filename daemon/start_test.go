@@ -22,7 +22,8 @@ import (
 )
 
 // TestServesWhilePluginsStart starts a daemon with a plugin that is quick
-// to start and one that takes seconds: a peer's calls to the quick one are
+// to start and one that waits, before its handshake, for a file the test
+// creates only after its checks: a peer's calls to the quick one are
 // answered while the slow one is still starting, whose handle answers
 // "unavailable" meanwhile; once Start returns, both answer.
 func TestServesWhilePluginsStart(t *testing.T) {
@@ -30,6 +31,7 @@ func TestServesWhilePluginsStart(t *testing.T) {
 	caller := peernettest.Node(t, host.Config{})
 	addr := freeAddr(t, false)
 	path := filepath.Join(t.TempDir(), "node.hcl")
+	gate := filepath.Join(filepath.Dir(path), "slow-may-start")
 	src := fmt.Sprintf(`
 node {
   name     = "start-test"
@@ -47,10 +49,10 @@ plugin "quick" {
 plugin "slow" {
   command = %q
   sha256  = %q
-  env     = { TESTPLUGIN_DELAY = "4s" }
+  env     = { TESTPLUGIN_DELAY = "file:%s" }
   handle "version" {}
 }
-`, addr, caller.Identity(), bin, sum, bin, sum)
+`, addr, caller.Identity(), bin, sum, bin, sum, gate)
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -105,13 +107,16 @@ plugin "slow" {
 	select {
 	case r := <-done:
 		st = &r
-		t.Fatalf("Start returned (%v) before the quick plugin was checked; the slow one did not start slowly", r.err)
+		t.Fatalf("Start returned (%v) while the slow plugin waited for its gate", r.err)
 	default:
 	}
 	if !errors.Is(err, host.ErrUnavailable) || !strings.Contains(err.Error(), "starting") {
 		t.Fatalf("slow plugin's handle while it starts: %v, want unavailable (starting)", err)
 	}
 
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r := <-done
 	st = &r
 	if r.err != nil {

@@ -80,7 +80,7 @@ type Status struct {
 	Pid        int      `json:"pid"`        // 0 when no process runs
 	Restarts   int      `json:"restarts"`   // restarts after crashes
 	Handles    []string `json:"handles"`    // exposed handles
-	InFlight   int      `json:"in_flight"`  // calls and sends in the serving generation
+	InFlight   int      `json:"in_flight"`  // calls awaiting replies from the serving generation
 	// LastError is the latest failure since the plugin's configuration
 	// was last applied (a failed launch, a crash); a successful launch by
 	// Apply clears it, a restart after a crash does not.

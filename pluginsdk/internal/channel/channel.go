@@ -106,7 +106,6 @@ type Channel struct {
 	maxMsg  int          // the longest message read
 	limit   atomic.Int64 // the longest arguments and results
 	out     *outbox.Outbox[frame]
-	stop    chan struct{} // closed by end: stops the writer
 	loops   sync.WaitGroup
 	base    context.Context // parent of handler contexts; cancelled at the end
 	cancel  context.CancelFunc
@@ -121,7 +120,7 @@ type Channel struct {
 	retired  bool // the other end sent goaway replaced
 	closing  bool // both did, nothing is in flight: closing
 	err      error
-	done     chan struct{} // closed once err is set
+	done     chan struct{} // closed once err is set; stops the writer
 }
 
 type result struct {
@@ -153,7 +152,6 @@ func New(conn net.Conn, cfg Config) *Channel {
 		cfg:     cfg,
 		maxMsg:  max(cfg.MaxMessageSize, maxErrorLen) + Overhead,
 		out:     outbox.New[frame](),
-		stop:    make(chan struct{}),
 		base:    base,
 		cancel:  cancel,
 		pending: make(map[uint64]chan result),
@@ -414,14 +412,13 @@ func (c *Channel) end(cause error) {
 		ch <- result{err: err}
 	}
 	c.cancel()
-	close(c.stop)
 	_ = c.conn.Close()
 }
 
 func (c *Channel) writeLoop() {
 	defer c.loops.Done()
 	var bufs net.Buffers
-	err := c.out.Run(c.stop, batchLimit, func(f frame) int { return len(f.head) + len(f.body) }, func(fs []frame) error {
+	err := c.out.Run(c.done, batchLimit, func(f frame) int { return len(f.head) + len(f.body) }, func(fs []frame) error {
 		bufs = bufs[:0]
 		for _, f := range fs {
 			bufs = append(bufs, f.head)

@@ -25,7 +25,9 @@
 //	                   with status 2 that long after starting.
 //	TESTPLUGIN_STARTS  a file to which every start appends its pid on a
 //	                   line, so that a test can count launches.
-//	TESTPLUGIN_DELAY   a Go duration to wait before serving: a slow start.
+//	TESTPLUGIN_DELAY   a Go duration to wait before serving: a slow start;
+//	                   "file:PATH": wait until PATH exists (checked every
+//	                   5 ms).
 package main
 
 import (
@@ -149,7 +151,15 @@ func main() {
 		}
 		time.AfterFunc(d, func() { os.Exit(2) })
 	}
-	if d, err := time.ParseDuration(os.Getenv("TESTPLUGIN_DELAY")); err == nil {
+	delay := os.Getenv("TESTPLUGIN_DELAY")
+	if path, ok := strings.CutPrefix(delay, "file:"); ok {
+		for {
+			if _, err := os.Stat(path); err == nil {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	} else if d, err := time.ParseDuration(delay); err == nil {
 		time.Sleep(d)
 	}
 	var host pluginsdk.Host // set by Configure, before any call
