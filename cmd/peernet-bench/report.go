@@ -89,21 +89,35 @@ func (r *report) system(name string) *systemResult {
 	return nil
 }
 
+// ratioTarget is the target that num/den be at least limit (at most, with
+// atMost); it is skipped when either was not measured (0).
+func ratioTarget(name, want string, limit float64, atMost bool, num, den float64) target {
+	t := target{Name: name, Want: want, Result: "SKIP"}
+	if num > 0 && den > 0 {
+		t.Value = num / den
+		t.Shown = fmt.Sprintf("%.2f×", t.Value)
+		pass := t.Value >= limit
+		if atMost {
+			pass = t.Value <= limit
+		}
+		t.Result = passMiss(pass)
+	}
+	return t
+}
+
+// valueOf is f(s), or 0 for a system that did not run.
+func valueOf(s *systemResult, f func(*systemResult) float64) float64 {
+	if s == nil {
+		return 0
+	}
+	return f(s)
+}
+
 func evaluateTargets(r *report) []target {
 	tcp, grpc, pn := r.system("raw TCP"), r.system("gRPC"), r.system("PeerNet")
 	var ts []target
 	ratio := func(name, want string, limit float64, atMost bool, num, den func(*systemResult) float64, base *systemResult) {
-		t := target{Name: name, Want: want, Result: "SKIP"}
-		if pn != nil && base != nil && num(pn) > 0 && den(base) > 0 {
-			t.Value = num(pn) / den(base)
-			t.Shown = fmt.Sprintf("%.2f×", t.Value)
-			pass := t.Value >= limit
-			if atMost {
-				pass = t.Value <= limit
-			}
-			t.Result = passMiss(pass)
-		}
-		ts = append(ts, t)
+		ts = append(ts, ratioTarget(name, want, limit, atMost, valueOf(pn, num), valueOf(base, den)))
 	}
 	seq64 := func(s *systemResult) float64 { v, _ := s.seq(smallPayload); return v.P50Us }
 	rps := func(s *systemResult) float64 { return s.CallsPerSec }
@@ -152,17 +166,7 @@ func suiteTargets(r *report) []target {
 	pn, chacha := r.system("PeerNet"), r.system(peerNetChaChaName)
 	var ts []target
 	ratio := func(name, want string, limit float64, atMost bool, sys, base *systemResult, f func(*systemResult) float64) {
-		t := target{Name: name, Want: want, Result: "SKIP"}
-		if sys != nil && base != nil && f(sys) > 0 && f(base) > 0 {
-			t.Value = f(sys) / f(base)
-			t.Shown = fmt.Sprintf("%.2f×", t.Value)
-			pass := t.Value >= limit
-			if atMost {
-				pass = t.Value <= limit
-			}
-			t.Result = passMiss(pass)
-		}
-		ts = append(ts, t)
+		ts = append(ts, ratioTarget(name, want, limit, atMost, valueOf(sys, f), valueOf(base, f)))
 	}
 	mbps := func(s *systemResult) float64 { return s.MBPerSec }
 	seq := func(size int) func(*systemResult) float64 {
@@ -396,47 +400,31 @@ func writePlugins(w io.Writer, p *pluginReport, inflight int) {
 func pluginTargets(p *pluginReport) []target {
 	anchor, routed, straight, floor := p.system(anchorName), p.system(routedName), p.system(straightName), p.system(floorName)
 	var ts []target
-	ratioTarget := func(name, want string, limit float64, atMost bool, num, den float64) {
-		t := target{Name: "plugin: " + name, Want: want, Result: "SKIP"}
-		if num > 0 && den > 0 {
-			t.Value = num / den
-			t.Shown = fmt.Sprintf("%.2f×", t.Value)
-			pass := t.Value >= limit
-			if atMost {
-				pass = t.Value <= limit
-			}
-			t.Result = passMiss(pass)
-		}
-		ts = append(ts, t)
-	}
-	get := func(s *systemResult, f func(*systemResult) float64) float64 {
-		if s == nil {
-			return 0
-		}
-		return f(s)
+	ratio := func(name, want string, limit float64, atMost bool, num, den float64) {
+		ts = append(ts, ratioTarget("plugin: "+name, want, limit, atMost, num, den))
 	}
 	seq64 := func(s *systemResult) float64 { v, _ := s.seq(smallPayload); return v.P50Us }
 	rps := func(s *systemResult) float64 { return s.CallsPerSec }
 	mbps := func(s *systemResult) float64 { return s.MBPerSec }
 	idle := func(s *systemResult) float64 { return float64(s.RSSIdle) }
 	bulk := func(s *systemResult) float64 { return float64(s.RSSAfterBulk) }
-	ratioTarget("64×64 B calls/s, through node vs go-plugin", "≥ 4×", 4, false, get(routed, rps), get(anchor, rps))
-	ratioTarget("64×64 B calls/s, straight vs floor", "≥ 0.5×", 0.5, false, get(straight, rps), get(floor, rps))
-	ratioTarget("sequential 64 B p50, through node vs go-plugin", "≤ 1×", 1, true, get(routed, seq64), get(anchor, seq64))
-	ratioTarget("sequential 64 B p50, straight vs floor", "≤ 1.5×", 1.5, true, get(straight, seq64), get(floor, seq64))
-	ratioTarget("64×64 KiB MB/s, through node vs go-plugin", "≥ 2×", 2, false, get(routed, mbps), get(anchor, mbps))
-	ratioTarget("64×64 KiB MB/s, straight vs go-plugin", "≥ 2×", 2, false, get(straight, mbps), get(anchor, mbps))
+	ratio("64×64 B calls/s, through node vs go-plugin", "≥ 4×", 4, false, valueOf(routed, rps), valueOf(anchor, rps))
+	ratio("64×64 B calls/s, straight vs floor", "≥ 0.5×", 0.5, false, valueOf(straight, rps), valueOf(floor, rps))
+	ratio("sequential 64 B p50, through node vs go-plugin", "≤ 1×", 1, true, valueOf(routed, seq64), valueOf(anchor, seq64))
+	ratio("sequential 64 B p50, straight vs floor", "≤ 1.5×", 1.5, true, valueOf(straight, seq64), valueOf(floor, seq64))
+	ratio("64×64 KiB MB/s, through node vs go-plugin", "≥ 2×", 2, false, valueOf(routed, mbps), valueOf(anchor, mbps))
+	ratio("64×64 KiB MB/s, straight vs go-plugin", "≥ 2×", 2, false, valueOf(straight, mbps), valueOf(anchor, mbps))
 	startP50 := func(name string) float64 {
 		if s := p.start(name); s != nil {
 			return s.P50Ms
 		}
 		return 0
 	}
-	ratioTarget("start → first reply (digest checked) vs go-plugin's", "≤ 1×", 1, true, startP50(startLaunch), startP50(startGoPlugin))
-	ratioTarget("restart → first reply vs go-plugin's start", "≤ 0.8×", 0.8, true, startP50(startRestart), startP50(startGoPlugin))
-	ratioTarget("plugin RSS started, node's plugin vs go-plugin's", "≤ 1×", 1, true, get(routed, idle), get(anchor, idle))
-	ratioTarget("plugin RSS after 64 KiB, node's plugin vs go-plugin's", "≤ 1×", 1, true, get(routed, bulk), get(anchor, bulk))
-	ratioTarget("plugin RSS after 64 KiB, straight vs go-plugin's", "≤ 1×", 1, true, get(straight, bulk), get(anchor, bulk))
+	ratio("start → first reply (digest checked) vs go-plugin's", "≤ 1×", 1, true, startP50(startLaunch), startP50(startGoPlugin))
+	ratio("restart → first reply vs go-plugin's start", "≤ 0.8×", 0.8, true, startP50(startRestart), startP50(startGoPlugin))
+	ratio("plugin RSS started, node's plugin vs go-plugin's", "≤ 1×", 1, true, valueOf(routed, idle), valueOf(anchor, idle))
+	ratio("plugin RSS after 64 KiB, node's plugin vs go-plugin's", "≤ 1×", 1, true, valueOf(routed, bulk), valueOf(anchor, bulk))
+	ratio("plugin RSS after 64 KiB, straight vs go-plugin's", "≤ 1×", 1, true, valueOf(straight, bulk), valueOf(anchor, bulk))
 
 	many := func(name, want string, ok func(m *manyResult) (float64, string, bool)) {
 		t := target{Name: "plugin: " + name, Want: want, Result: "SKIP"}
