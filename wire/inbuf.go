@@ -18,9 +18,13 @@ const (
 	smallReadSize = 4096 + 256
 	// largeReadSize holds the largest record with its header.
 	largeReadSize = recordHeaderLen + MaxRecordSize
+	// largeBufSize is the borrowed buffer: several large records, so that
+	// a burst of them costs about one read from the network each, not two
+	// or three (the rest of one record, then the start of the next).
+	largeBufSize = 4 * largeReadSize
 )
 
-var largeReadPool = sync.Pool{New: func() any { b := make([]byte, largeReadSize); return &b }}
+var largeReadPool = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
 
 // inbuf buffers reads from r. Its unread bytes are buf[r:w]; buf is either
 // small or a borrowed large buffer. Not safe for concurrent use.
