@@ -503,8 +503,13 @@ func TestHostileConnectAndDisconnect(t *testing.T) {
 	a := peernettest.Node(t, cfg)
 	cfg.Observer = obs
 	b := peernettest.Node(t, cfg)
+	obsC := &countingObserver{}
+	cfg.Observer = obsC
+	c := peernettest.Node(t, cfg)
 	peernettest.TrustEach(t, a, b)
+	peernettest.TrustEach(t, a, c)
 	peernettest.Connect(t, a, b)
+	peernettest.Connect(t, a, c)
 	addrOf := func() string {
 		for _, p := range a.Peers() {
 			if p.ID == b.Identity() {
@@ -546,9 +551,17 @@ func TestHostileConnectAndDisconnect(t *testing.T) {
 		t.Fatal("Disconnect untrusted the peer")
 	}
 	peernettest.Eventually(t, "b sees a gone", func() bool { return !b.Connected(a.Identity()) })
-	// Twenty redial periods without a dial: nothing redials it.
+	// Nothing redials b. That a would have by now is shown by a control
+	// peer, c, which drops a again and again while a keeps redialling it.
 	handshakes := obs.ok.Load()
-	time.Sleep(20 * cfg.ReconnectMax)
+	for range 20 {
+		seen := obsC.ok.Load()
+		peernettest.Eventually(t, "a connected to c", func() bool { return c.Connected(a.Identity()) })
+		if err := c.Disconnect(a.Identity()); err != nil {
+			t.Fatal(err)
+		}
+		peernettest.Eventually(t, "a redials c", func() bool { return obsC.ok.Load() > seen })
+	}
 	if a.Connected(b.Identity()) || obs.ok.Load() != handshakes {
 		t.Fatal("a redialled a peer it was told to disconnect")
 	}
