@@ -14,22 +14,17 @@ import (
 // its peer's state (untrusted while closing) still balances its account.
 //
 // A handler's result is memory too, before it is queued: so each call
-// admitted reserves the reply it is expected to produce (the peer's recent
-// largest, and at least floor) until the handler returns, and a peer whose
-// replies do not drain gets no more handlers running than the budget holds
-// results for: a call that cannot reserve its reply is answered
-// "overloaded" at once. The expectation rises to a larger reply at once
-// and decays by an eighth with each smaller one; until the peer's first
-// reply (expect is still zero: every reply has a header) the reader lets
-// each handler run before it admits the next call. A reply that does not
-// fit marks the budget full, which pauses reading until half the budget is
-// free.
+// admitted reserves the reply its handle is expected to produce (see
+// exposed.expected), and a peer whose replies do not drain gets no more
+// handlers running than the budget holds results for: a call that cannot
+// reserve its reply is answered "overloaded" at once. A reply that does
+// not fit marks the budget full, which pauses reading until half the
+// budget is free.
 type budget struct {
 	limit    int64
 	floor    int64        // the least a call reserves for its reply: limit / MaxInflightPerPeer
 	used     atomic.Int64 // args and expected replies of running requests + replies queued, not yet written
 	inflight atomic.Int64 // inbound calls and sends admitted and not finished
-	expect   atomic.Int64 // the size of reply to expect: the largest recent one, decaying; 0 before the first
 	full     atomic.Bool  // a reply did not fit: paused until half the budget is free
 
 	// Readers paused for room wait on room; release wakes them only when
@@ -65,18 +60,8 @@ func (b *budget) charge(n int) { b.used.Add(int64(n)) }
 
 func (b *budget) over() bool { return b.used.Load() > b.limit || b.full.Load() }
 
-// expected is what an admitted call reserves for its reply.
-func (b *budget) expected() int { return int(max(b.expect.Load(), b.floor)) }
-
-// learn records a reply of n bytes: the expectation rises to a larger
-// reply at once and decays by an eighth per smaller one.
-func (b *budget) learn(n int) {
-	e := b.expect.Load()
-	next := max(int64(n), e-e/8)
-	if next != e {
-		b.expect.Store(next) // racing updates may lose one; it is an estimate
-	}
-}
+// reservation is what an admitted call to e reserves for its reply.
+func (b *budget) reservation(e *exposed) int { return int(max(e.expect.Load(), b.floor)) }
 
 // release returns n bytes and wakes paused readers once the budget has room.
 func (b *budget) release(n int) {

@@ -573,22 +573,22 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 		reject(wire.StatusOverloaded, "too many requests in flight from this peer")
 		return nil
 	}
+	e, st := c.n.admit(c.peer, m.Handle)
+	if st != wire.StatusOK {
+		c.budget.inflight.Add(-1)
+		c.imu.Unlock()
+		reject(st, "")
+		return nil
+	}
 	var reserved int
 	if kind == KindCall {
-		if reserved = c.budget.expected(); !c.budget.reserve(reserved) {
+		if reserved = c.budget.reservation(e); !c.budget.reserve(reserved) {
+			e.release()
 			c.budget.inflight.Add(-1)
 			c.imu.Unlock()
 			reject(wire.StatusOverloaded, "this peer's memory budget is taken by its calls in flight and unread replies")
 			return nil
 		}
-	}
-	e, st := c.n.admit(c.peer, m.Handle)
-	if st != wire.StatusOK {
-		c.budget.release(reserved)
-		c.budget.inflight.Add(-1)
-		c.imu.Unlock()
-		reject(st, "")
-		return nil
 	}
 	c.running++
 	in := &inbound{c: c, e: e, id: m.ID, reserved: reserved}
@@ -604,11 +604,11 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 	c.imu.Unlock()
 	c.n.wg.Add(1)
 	go in.run()
-	if kind == KindCall && c.budget.expect.Load() == 0 {
-		// Until one of the peer's calls has returned, its expected reply
-		// size is a guess: let the handler run before admitting the next
-		// call, so that a burst of calls to a handler with large results
-		// is held back once the first result is in.
+	if kind == KindCall && e.expect.Load() == 0 {
+		// Until one of the handle's calls has returned, its expected
+		// reply size is a guess: let the handler run before admitting the
+		// next call, so that a burst of calls to a handler with large
+		// results is held back once the first result is in.
 		runtime.Gosched()
 	}
 	return nil
@@ -643,7 +643,7 @@ func (in *inbound) run() {
 		if len(body)+wire.ReplyOverhead > c.sc.PeerMaxMessageSize() {
 			body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
 		}
-		c.reply(in.id, st, body, in.reserved)
+		c.reply(in.e, in.id, st, body, in.reserved)
 	} else {
 		c.budget.release(in.reserved)
 	}
@@ -663,10 +663,10 @@ func (in *inbound) run() {
 // does not fit is replaced by a short "overloaded" one, so that neither the
 // handler's goroutine nor its result outlives the handler while a peer
 // does not read.
-func (c *conn) reply(id uint64, st wire.Status, body []byte, reserved int) {
+func (c *conn) reply(e *exposed, id uint64, st wire.Status, body []byte, reserved int) {
 	size := wire.ReplyOverhead + len(body)
 	b := c.budget
-	b.learn(size)
+	e.learn(size)
 	switch {
 	case size <= reserved:
 		b.release(reserved - size)

@@ -570,3 +570,73 @@ func TestHostileConnectAndDisconnect(t *testing.T) {
 	}
 	peernettest.Connect(t, a, b)
 }
+
+// What a call reserves for its reply is learned per handle, so a peer
+// cannot talk the node into running many large-result handlers at once by
+// first making many calls with small results elsewhere: once "big" has
+// returned 1 MiB, no more of its calls run at once than the peer's budget
+// holds 1 MiB results for, however small the peer's other replies were.
+func TestHostileExpectedReplyPerHandle(t *testing.T) {
+	const budget = 8 << 20
+	b := peernettest.Node(t, host.Config{MaxPeerMemory: budget})
+	a := peernettest.Node(t, host.Config{})
+	peernettest.TrustEach(t, a, b)
+	peernettest.Connect(t, a, b)
+
+	result := make([]byte, 1<<20)
+	gate := make(chan struct{})
+	var running, maxRunning atomic.Int64
+	expose(t, b, "big", func(ctx context.Context, r *host.Request) ([]byte, error) {
+		if len(r.Args) == 0 {
+			return result, nil // the first call, which teaches the size
+		}
+		v := running.Add(1)
+		for {
+			m := maxRunning.Load()
+			if v <= m || maxRunning.CompareAndSwap(m, v) {
+				break
+			}
+		}
+		<-gate
+		running.Add(-1)
+		return result, nil
+	}, host.ExposeOptions{MaxConcurrent: -1})
+	expose(t, b, "small", func(context.Context, *host.Request) ([]byte, error) { return nil, nil }, host.ExposeOptions{MaxConcurrent: -1})
+
+	if _, err := a.Call(ctxTimeout(t, peernettest.Timeout), b.Identity(), "big", nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 200 { // a per-peer estimate would decay to nothing
+		if _, err := a.Call(ctxTimeout(t, peernettest.Timeout), b.Identity(), "small", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const burst = 200
+	var overloaded, done atomic.Int64
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := a.Call(ctxTimeout(t, peernettest.Timeout), b.Identity(), "big", []byte{1})
+			if errors.Is(err, host.ErrOverloaded) {
+				overloaded.Add(1)
+			} else if err != nil {
+				t.Error(err)
+			}
+			done.Add(1)
+		}()
+	}
+	peernettest.Eventually(t, "every call of the burst running or refused", func() bool {
+		return running.Load()+overloaded.Load() == burst
+	})
+	close(gate)
+	wg.Wait()
+	if most := int64(budget / (1 << 20)); maxRunning.Load() > most {
+		t.Fatalf("%d calls with 1 MiB results ran at once; the %d MiB budget holds %d", maxRunning.Load(), budget>>20, most)
+	}
+	if overloaded.Load() == 0 {
+		t.Fatal("no call was refused: the budget was not exercised")
+	}
+}
