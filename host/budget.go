@@ -15,7 +15,7 @@ import (
 //
 // A handler's result is memory too, before it is queued: so each call
 // admitted reserves the reply its handle is expected to produce (see
-// exposed.expected), and a peer whose replies do not drain gets no more
+// exposed.expect), and a peer whose replies do not drain gets no more
 // handlers running than the budget holds results for: a call that cannot
 // reserve its reply is answered "overloaded" at once. A reply that does
 // not fit marks the budget full, which pauses reading until half the

@@ -63,7 +63,8 @@ func (o ExposeOptions) Equal(p ExposeOptions) bool {
 		o.MaxConcurrent == p.MaxConcurrent && o.Timeout == p.Timeout
 }
 
-// exposed is an immutable registration; Expose replaces the whole value.
+// exposed is a registration, immutable but for its counters; Expose
+// replaces the whole value.
 type exposed struct {
 	handle   string
 	h        Handler
