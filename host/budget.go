@@ -14,18 +14,21 @@ import (
 // its peer's state (untrusted while closing) still balances its account.
 //
 // A handler's result is memory too, before it is queued: so each call
-// admitted reserves the reply its handle is expected to produce (see
-// exposed.expect), and a peer whose replies do not drain gets no more
-// handlers running than the budget holds results for: a call that cannot
-// reserve its reply is answered "overloaded" at once. A reply that does
-// not fit marks the budget full, which pauses reading until half the
-// budget is free.
+// admitted reserves the reply it is expected to produce (see expectation),
+// and a peer whose replies do not drain gets no more handlers running than
+// the budget holds results for: a call that cannot reserve its reply is
+// answered "overloaded" at once. A reply that does not fit marks the
+// budget full, which pauses reading until half the budget is free.
 type budget struct {
 	limit    int64
 	floor    int64        // the least a call reserves for its reply: limit / MaxInflightPerPeer
 	used     atomic.Int64 // args and expected replies of running requests + replies queued, not yet written
 	inflight atomic.Int64 // inbound calls and sends admitted and not finished
 	full     atomic.Bool  // a reply did not fit: paused until half the budget is free
+
+	// expects holds the peer's expectation for each handle it calls.
+	expectMu sync.Mutex
+	expects  map[string]*expectation
 
 	// Readers paused for room wait on room; release wakes them only when
 	// someone waits, so the common path is three atomic operations.
@@ -60,8 +63,46 @@ func (b *budget) charge(n int) { b.used.Add(int64(n)) }
 
 func (b *budget) over() bool { return b.used.Load() > b.limit || b.full.Load() }
 
-// reservation is what an admitted call to e reserves for its reply.
-func (b *budget) reservation(e *exposed) int { return int(max(e.expect.Load(), b.floor)) }
+// expectation is the size of reply that one peer's calls to one handle are
+// expected to produce: the largest recent one, decaying; 0 before the
+// first. Learned per handle, so that small replies from one handle cannot
+// lower what calls to another reserve; and per peer, so that one peer's
+// large results do not limit what another may run.
+type expectation struct{ size atomic.Int64 }
+
+// maxExpectations bounds the handles a budget remembers; past it, it
+// forgets them all and learns again. Only exposed handles are learned, so
+// this is reached only by a node exposing that many.
+const maxExpectations = 1024
+
+// expectation returns the peer's expectation for handle.
+func (b *budget) expectation(handle string) *expectation {
+	b.expectMu.Lock()
+	defer b.expectMu.Unlock()
+	x := b.expects[handle]
+	if x == nil {
+		if b.expects == nil || len(b.expects) >= maxExpectations {
+			b.expects = make(map[string]*expectation)
+		}
+		x = new(expectation)
+		b.expects[handle] = x
+	}
+	return x
+}
+
+// reservation is what an admitted call with expectation x reserves for its
+// reply.
+func (b *budget) reservation(x *expectation) int { return int(max(x.size.Load(), b.floor)) }
+
+// learn records a reply of n bytes: the expectation rises to a larger
+// reply at once and decays by an eighth per smaller one.
+func (x *expectation) learn(n int) {
+	e := x.size.Load()
+	next := max(int64(n), e-e/8)
+	if next != e {
+		x.size.Store(next) // racing updates may lose one; it is an estimate
+	}
+}
 
 // release returns n bytes and wakes paused readers once the budget has room.
 func (b *budget) release(n int) {

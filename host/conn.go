@@ -77,6 +77,10 @@ type conn struct {
 	peerRetired atomic.Bool // the peer sent goaway replaced
 
 	dec *wire.Decoder // the reader's; only the reader uses it
+	// The expectation of the handle last called, from the peer's budget:
+	// a run of calls to one handle skips the budget's lock. Reader only.
+	lastHandle string
+	lastExpect *expectation
 
 	// up is set while this connection carries the peer's "up": its up
 	// event was emitted and its down event not yet. Guarded by Node.mu.
@@ -581,8 +585,13 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 		return nil
 	}
 	var reserved int
+	var expect *expectation
 	if kind == KindCall {
-		if reserved = c.budget.reservation(e); !c.budget.reserve(reserved) {
+		if c.lastExpect == nil || c.lastHandle != e.handle {
+			c.lastHandle, c.lastExpect = e.handle, c.budget.expectation(e.handle)
+		}
+		expect = c.lastExpect
+		if reserved = c.budget.reservation(expect); !c.budget.reserve(reserved) {
 			e.release()
 			c.budget.inflight.Add(-1)
 			c.imu.Unlock()
@@ -591,7 +600,7 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 		}
 	}
 	c.running++
-	in := &inbound{c: c, e: e, id: m.ID, reserved: reserved}
+	in := &inbound{c: c, e: e, id: m.ID, reserved: reserved, expect: expect}
 	c.budget.charge(len(m.Body))
 	in.req = Request{Caller: c.peer, Handle: e.handle, Kind: kind, Args: c.dec.Take(m)}
 	in.ctx.parent = c.ctx
@@ -604,11 +613,11 @@ func (c *conn) handleRequest(m *wire.Message, kind Kind) error {
 	c.imu.Unlock()
 	c.n.wg.Add(1)
 	go in.run()
-	if kind == KindCall && e.expect.Load() == 0 {
-		// Until one of the handle's calls has returned, its expected
-		// reply size is a guess: let the handler run before admitting the
-		// next call, so that a burst of calls to a handler with large
-		// results is held back once the first result is in.
+	if kind == KindCall && expect.size.Load() == 0 {
+		// Until one of the peer's calls to this handle has returned, its
+		// expected reply size is a guess: let the handler run before
+		// admitting the next call, so that a burst of calls to a handler
+		// with large results is held back once the first result is in.
 		runtime.Gosched()
 	}
 	return nil
@@ -620,7 +629,8 @@ type inbound struct {
 	c        *conn
 	e        *exposed
 	id       uint64
-	reserved int // budget bytes reserved for the reply
+	reserved int          // budget bytes reserved for the reply
+	expect   *expectation // of the reply, for a call: learns its size
 	req      Request
 	ctx      reqCtx
 }
@@ -643,7 +653,7 @@ func (in *inbound) run() {
 		if len(body)+wire.ReplyOverhead > c.sc.PeerMaxMessageSize() {
 			body, st = []byte("result exceeds the maximum message size"), wire.StatusTooLarge
 		}
-		c.reply(in.e, in.id, st, body, in.reserved)
+		c.reply(in.expect, in.id, st, body, in.reserved)
 	} else {
 		c.budget.release(in.reserved)
 	}
@@ -663,10 +673,10 @@ func (in *inbound) run() {
 // does not fit is replaced by a short "overloaded" one, so that neither the
 // handler's goroutine nor its result outlives the handler while a peer
 // does not read.
-func (c *conn) reply(e *exposed, id uint64, st wire.Status, body []byte, reserved int) {
+func (c *conn) reply(expect *expectation, id uint64, st wire.Status, body []byte, reserved int) {
 	size := wire.ReplyOverhead + len(body)
 	b := c.budget
-	e.learn(size)
+	expect.learn(size)
 	switch {
 	case size <= reserved:
 		b.release(reserved - size)

@@ -63,7 +63,7 @@ func (o ExposeOptions) Equal(p ExposeOptions) bool {
 		o.MaxConcurrent == p.MaxConcurrent && o.Timeout == p.Timeout
 }
 
-// exposed is a registration, immutable but for its counters; Expose
+// exposed is a registration, immutable but for its counter; Expose
 // replaces the whole value.
 type exposed struct {
 	handle   string
@@ -73,11 +73,6 @@ type exposed struct {
 	max      int64 // <= 0: no cap
 	timeout  time.Duration
 	inflight atomic.Int64
-	// expect is the size of reply a call is expected to produce: the
-	// largest recent one, decaying; 0 before the first. It is learned per
-	// handle, not per peer, so that small replies from one handle cannot
-	// lower what calls to another reserve.
-	expect atomic.Int64
 }
 
 func validHandle(handle string) error {
@@ -167,16 +162,6 @@ func (n *Node) admit(caller trust.PeerID, handle string) (*exposed, wire.Status)
 }
 
 func (e *exposed) release() { e.inflight.Add(-1) }
-
-// learn records a reply of n bytes: the expectation rises to a larger
-// reply at once and decays by an eighth per smaller one.
-func (e *exposed) learn(n int) {
-	x := e.expect.Load()
-	next := max(int64(n), x-x/8)
-	if next != x {
-		e.expect.Store(next) // racing updates may lose one; it is an estimate
-	}
-}
 
 // serve runs e's handler for req with panic recovery and e's timeout.
 func (e *exposed) serve(ctx context.Context, req *Request) (body []byte, status wire.Status) {

@@ -640,3 +640,47 @@ func TestHostileExpectedReplyPerHandle(t *testing.T) {
 		t.Fatal("no call was refused: the budget was not exercised")
 	}
 }
+
+// A handle's expected reply is learned per peer too: one peer whose calls
+// return large results does not shrink how many calls another peer may
+// run on the same handle.
+func TestHostileExpectedReplyPerPeer(t *testing.T) {
+	const budget = 8 << 20
+	b := peernettest.Node(t, host.Config{MaxPeerMemory: budget})
+	a := peernettest.Node(t, host.Config{})
+	c := peernettest.Node(t, host.Config{})
+	peernettest.TrustEach(t, a, b)
+	peernettest.TrustEach(t, c, b)
+	peernettest.Connect(t, a, b)
+	peernettest.Connect(t, c, b)
+
+	gate := make(chan struct{})
+	var running atomic.Int64
+	expose(t, b, "get", func(ctx context.Context, r *host.Request) ([]byte, error) {
+		if len(r.Args) == 0 {
+			return make([]byte, 3<<20), nil // a's large value
+		}
+		running.Add(1)
+		<-gate
+		return []byte("small"), nil
+	}, host.ExposeOptions{MaxConcurrent: -1})
+
+	if _, err := a.Call(ctxTimeout(t, peernettest.Timeout), b.Identity(), "get", nil); err != nil {
+		t.Fatal(err)
+	}
+	const burst = 64
+	errc := make(chan error, burst)
+	for range burst {
+		go func() {
+			_, err := c.Call(ctxTimeout(t, peernettest.Timeout), b.Identity(), "get", []byte{1})
+			errc <- err
+		}()
+	}
+	peernettest.Eventually(t, "c's calls all running", func() bool { return running.Load() == burst || len(errc) > 0 })
+	close(gate)
+	for range burst {
+		if err := <-errc; err != nil {
+			t.Fatalf("c's call, after a's 3 MiB result from the same handle: %v", err)
+		}
+	}
+}
