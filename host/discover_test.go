@@ -1,12 +1,10 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,24 +64,6 @@ func TestDiscoveryHints(t *testing.T) {
 	if n := trapped.Load(); n != 0 {
 		t.Fatalf("node dialled an untrusted announcer %d times", n)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // hintFeed is a discovery source the test drives: every hint sent on it is
@@ -154,7 +134,7 @@ func TestHintWithNewAddressRedialsAtOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := peernettest.Node(t, host.Config{})
 			feed := make(hintFeed)
-			var log syncBuffer
+			var log peernettest.Buffer
 			a := peernettest.Node(t, host.Config{
 				Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &log}),
 				Discovery:        []discovery.Source{feed},
@@ -235,7 +215,7 @@ func TestHintNeverMovesConnectedPeer(t *testing.T) {
 // again does not make the node dial it again.
 func TestHintWrongKeyQuarantined(t *testing.T) {
 	feed := make(hintFeed)
-	var log syncBuffer
+	var log peernettest.Buffer
 	a := peernettest.Node(t, host.Config{
 		Discovery: []discovery.Source{feed},
 		Logger:    hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &log}),

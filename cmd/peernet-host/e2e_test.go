@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/peernet/peernet/config"
 	"github.com/peernet/peernet/control"
 	"github.com/peernet/peernet/host/plugin"
+	"github.com/peernet/peernet/testing/peernettest"
 	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 	"github.com/peernet/peernet/wire"
@@ -58,7 +58,7 @@ func testLogFile(t *testing.T, bins *binaries) {
 	n := newNode(t, bins, t.TempDir(), "logger")
 	n.write(t, nodeBlock("logger")+pluginBlock("echo", bins.echo, bins.kvSum, `handle "echo" {}`))
 	logPath := filepath.Join(n.dir, "logger.log")
-	var stderr syncBuffer
+	var stderr peernettest.Buffer
 	cmd := exec.Command(bins.host, "run", "-config", n.cfg, "-log-file", logPath)
 	cmd.Env, cmd.Stdout, cmd.Stderr = hostEnv(), &stderr, &stderr
 	exited, runErr := startProcess(t, cmd)
@@ -306,9 +306,9 @@ type node struct {
 	bins *binaries
 
 	cmd  *exec.Cmd
-	done chan struct{} // closed when the running process has exited
-	code int           // its exit code, set before done closes
-	log  *syncBuffer   // its standard error
+	done chan struct{}       // closed when the running process has exited
+	code int                 // its exit code, set before done closes
+	log  *peernettest.Buffer // its standard error
 }
 
 func newNode(t testing.TB, bins *binaries, root, name string) *node {
@@ -405,7 +405,7 @@ func (n *node) peers(t testing.TB) map[string]control.Peer {
 // its log is shown if the test failed.
 func (n *node) start(t testing.TB) {
 	t.Helper()
-	n.log = &syncBuffer{}
+	n.log = &peernettest.Buffer{}
 	n.cmd = exec.Command(n.bins.host, "run", "-config", n.cfg)
 	n.cmd.Env = hostEnv()
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
@@ -470,24 +470,6 @@ func (n *node) terminate(t testing.TB, within time.Duration) (int, time.Duration
 		t.Fatalf("%s did not exit within %s of SIGTERM", n.name, within)
 		return 0, 0
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Configuration builders. Nodes listen on port 0; the test reads the

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peernet/peernet/testing/peernettest"
 	"github.com/peernet/peernet/testing/poll"
 )
 
@@ -208,7 +209,7 @@ func firstRun(t *testing.T, clone, bin, file string, skip int) {
 		t.Cleanup(func() { os.RemoveAll(dir) })
 	}
 
-	var log syncBuffer
+	var log peernettest.Buffer
 	run := exec.Command("sh", "-c", "exec "+runLine)
 	run.Dir, run.Env, run.Stdout, run.Stderr = dir, env, &log, &log
 	exited, runErr := startProcess(t, run)

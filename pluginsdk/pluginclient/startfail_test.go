@@ -1,37 +1,18 @@
 package pluginclient_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
+	"github.com/peernet/peernet/testing/peernettest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestStartFailureVisible starts scripts that fail before, during and
 // just after the handshake: the error says what went wrong in words that
@@ -81,7 +62,7 @@ echo "ModuleNotFoundError: No module named 'grpc'" >&2
 			if err := os.WriteFile(path, []byte(tt.script), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuffer
+			var logs peernettest.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			c, err := pluginclient.Launch(ctx, pluginclient.LaunchConfig{
