@@ -25,6 +25,7 @@ import (
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
 	"github.com/peernet/peernet/rpc"
+	"github.com/peernet/peernet/testing/peernettest"
 	"github.com/peernet/peernet/testing/poll"
 	"github.com/peernet/peernet/trust"
 )
@@ -527,14 +528,8 @@ func TestStop(t *testing.T) {
 // TestOutput checks that the plugin's logs and prints reach the host's
 // logger tagged with its name.
 func TestOutput(t *testing.T) {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	w := writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	})
-	log := hclog.New(&hclog.LoggerOptions{Output: w, Level: hclog.Info})
+	var buf peernettest.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
 	c := launch(t, func(cfg *pluginclient.LaunchConfig) { cfg.Name = "chatty"; cfg.Logger = log })
 	mustCall(t, c, "print", "hello from stdout")
 	mustCall(t, c, "log", "hello from hclog")
@@ -544,8 +539,6 @@ func TestOutput(t *testing.T) {
 		{"[WARN]  chatty: hello from hclog:", "@module=testplugin", "from=testplugin"},
 	} {
 		poll.Until(t, "log line "+strings.Join(want, " "), 0, func() bool {
-			mu.Lock()
-			defer mu.Unlock()
 			for _, line := range strings.Split(buf.String(), "\n") {
 				if containsAll(line, want) {
 					return true
@@ -564,10 +557,6 @@ func containsAll(s string, subs []string) bool {
 	}
 	return true
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // TestPdeathsig kills a host process with SIGKILL and checks its plugin dies
 // with it, even though the host ended threads after launching it.

@@ -1,11 +1,9 @@
 package pluginclient_test
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/peernet/peernet/pluginsdk"
 	"github.com/peernet/peernet/pluginsdk/pluginclient"
 	"github.com/peernet/peernet/pluginsdk/plugintest"
+	"github.com/peernet/peernet/testing/peernettest"
 )
 
 const floodPlugin = "github.com/peernet/peernet/pluginsdk/pluginclient/internal/floodplugin"
@@ -24,14 +23,8 @@ const floodPlugin = "github.com/peernet/peernet/pluginsdk/pluginclient/internal/
 // time the plugin ran, that no line is longer than the cap, and that the
 // dropped lines are summed up.
 func TestOutputFlood(t *testing.T) {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	w := writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	})
-	log := hclog.New(&hclog.LoggerOptions{Output: w, Level: hclog.Info})
+	var buf peernettest.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
 	path, sum := plugintest.Build(t, floodPlugin)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -58,9 +51,7 @@ func TestOutputFlood(t *testing.T) {
 		t.Fatalf("flood answered %q", out)
 	}
 
-	mu.Lock()
 	logged := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	mu.Unlock()
 	// Lines of our own (the plugin stopping, say): a handful.
 	const ownLines = 10
 	bound := pluginclient.OutputBurst + int(ran.Seconds()*pluginclient.OutputRate) +
