@@ -105,20 +105,10 @@ func (f *fake) Revoke(plugin, handle string) error {
 	return f.err
 }
 
-// serve starts a Server for b in a fresh directory and returns a client
-// of it. The server is shut down at cleanup.
+// serve is serveWith the zero Config.
 func serve(t *testing.T, b control.Backend) (*control.Server, *control.Client) {
 	t.Helper()
-	srv, err := control.Listen(control.SocketPath(shortTempDir(t)), b, control.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	c, err := control.NewClient(srv.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, c
+	return serveWith(t, b, control.Config{})
 }
 
 // shortTempDir is a temporary directory whose path is short enough for a
