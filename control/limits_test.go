@@ -23,7 +23,7 @@ import (
 	"github.com/peernet/peernet/trust"
 )
 
-// serveWith is serve with a Config: it starts a Server for b in a fresh
+// serveWith starts a Server for b with cfg in a fresh
 // directory and returns a client of it. The server is shut down at cleanup.
 func serveWith(t *testing.T, b control.Backend, cfg control.Config) (*control.Server, *control.Client) {
 	t.Helper()
